@@ -1,0 +1,1 @@
+"""The emall HTTP API: a Litestar app around the ``emall`` library."""

@@ -1,0 +1,112 @@
+"""The app factory. Its lifespan owns the database pool and the search client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ControllerRouterHandler
+
+import emall
+from api.cli import EmallCLIPlugin
+from api.problems import EXCEPTION_HANDLERS
+from api.request_id import RequestIdMiddleware
+from api.routes.identity import ApiKeyController, AuthController, MeController
+from api.routes.system import health, ready
+from emall.db.pool import create_pool
+from emall.outbox.worker import OutboxWorker, default_handlers
+from emall.search.client import create_search_client
+from emall.settings import Settings
+
+log = logging.getLogger("emall.api")
+
+API_PREFIX = "/api/v1"
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="emall 政府采购电子卖场 API",
+        version=emall.__version__,
+        description=(
+            "Cross-region government procurement e-mall. Errors are application/problem+json "
+            "(RFC 9457). Authenticate with a bearer token from POST /api/v1/auth/token, or an "
+            "API key in X-API-Key."
+        ),
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(
+            security_schemes={
+                "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+                "ApiKey": SecurityScheme(
+                    type="apiKey", name="X-API-Key", security_scheme_in="header"
+                ),
+            }
+        ),
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    run_worker: bool = False,
+    extra_route_handlers: Sequence[ControllerRouterHandler] = (),
+) -> Litestar:
+    """Build the app. Settings must name concrete servers by the time the app starts up
+    (``emall.runtime.services.start_services`` resolves the embedded defaults).
+
+    With ``run_worker`` the outbox worker runs as a task of this process (``emall serve``).
+    ``extra_route_handlers`` lets an embedding platform (or a test) mount more routes.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if settings.database.url is None or settings.search.url is None:
+            raise RuntimeError(
+                "create_app needs concrete DATABASE_URL and MEILI_URL; run `emall serve`, "
+                "which starts the embedded servers"
+            )
+        pool = await create_pool(
+            settings.database.url,
+            min_size=settings.database.pool_min,
+            max_size=settings.database.pool_max,
+        )
+        search = create_search_client(settings.search.url, settings.search.master_key)
+        app.state.pool = pool
+        app.state.search = search
+        stop_worker = asyncio.Event()
+        worker_task = (
+            asyncio.create_task(OutboxWorker(pool, default_handlers()).run(stop_worker))
+            if run_worker
+            else None
+        )
+        try:
+            yield
+        finally:
+            stop_worker.set()
+            if worker_task is not None:
+                await worker_task
+            await search.aclose()
+            await pool.close()
+
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=[AuthController, MeController, ApiKeyController],
+    )
+    return Litestar(
+        route_handlers=[health, ready, api, *extra_route_handlers],
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[RequestIdMiddleware()],
+        openapi_config=_openapi(),
+        plugins=[EmallCLIPlugin()],
+        request_max_body_size=2 * 1024 * 1024,
+        debug=False,
+    )

@@ -1,0 +1,256 @@
+"""Every error becomes ``application/problem+json`` (RFC 9457), mapped here and nowhere else.
+
+The library raises its own errors (``emall.errors``); this module maps each class to a status,
+turns Litestar's own HTTP errors (validation, 404, 405) into the same shape, and answers an
+unexpected error with a 500 that leaks nothing but the request id, which the log also carries.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from api.request_id import request_id_of
+from emall.errors import (
+    Conflict,
+    EmallError,
+    FieldError,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    TooManyAttempts,
+    Unavailable,
+    ValidationFailed,
+)
+
+log = logging.getLogger("emall.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """An RFC 9457 problem document, with emall's extension members."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+    current_state: str | None = None
+    components: list[str] | None = None
+
+
+_STATUS: dict[type[EmallError], tuple[int, str]] = {
+    ValidationFailed: (400, "输入有误 (invalid input)"),
+    NotAuthenticated: (401, "需要登录 (not authenticated)"),
+    PermissionDenied: (403, "无权操作 (permission denied)"),
+    NotFound: (404, "未找到 (not found)"),
+    Conflict: (409, "状态冲突 (conflict)"),
+    TooManyAttempts: (429, "请求过多 (too many attempts)"),
+    Unavailable: (503, "服务暂不可用 (service unavailable)"),
+}
+
+_HTTP_TITLES = {
+    400: ("bad_request", "请求有误 (bad request)"),
+    401: ("not_authenticated", "需要登录 (not authenticated)"),
+    403: ("permission_denied", "无权操作 (permission denied)"),
+    404: ("not_found", "未找到 (not found)"),
+    405: ("method_not_allowed", "不支持的请求方法 (method not allowed)"),
+    413: ("payload_too_large", "请求体过大 (payload too large)"),
+    415: ("unsupported_media_type", "不支持的内容类型 (unsupported media type)"),
+    429: ("too_many_attempts", "请求过多 (too many requests)"),
+}
+
+# Errors that mean PostgreSQL is not reachable right now: answer 503 at once, never hang.
+_DATABASE_DOWN = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+def _type_uri(code: str) -> str:
+    return f"urn:emall:problem:{code}"
+
+
+def problem_response(
+    request: Request[Any, Any, Any],
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> Response[Problem]:
+    problem = Problem(
+        type=_type_uri(code),
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        request_id=request_id_of(request),
+        **extra,
+    )
+    return Response(
+        problem, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {})
+    )
+
+
+def _emall_error(request: Request[Any, Any, Any], exc: EmallError) -> Response[Problem]:
+    status, title = next(
+        (value for cls, value in _STATUS.items() if isinstance(exc, cls)),
+        (400, "请求有误 (bad request)"),
+    )
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationFailed):
+        extra["errors"] = exc.errors
+    if isinstance(exc, Conflict) and exc.current_state is not None:
+        extra["current_state"] = exc.current_state
+    if isinstance(exc, Unavailable) and exc.components:
+        extra["components"] = exc.components
+    if isinstance(exc, TooManyAttempts):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    if isinstance(exc, NotAuthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="emall"'
+    return problem_response(
+        request,
+        status=status,
+        code=exc.code,
+        title=title,
+        detail=exc.message,
+        headers=headers,
+        **extra,
+    )
+
+
+_MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def _field_errors(exc: ValidationException) -> list[FieldError]:
+    """Litestar's validation details as emall's field errors (body paths like ``items[0].qty``)."""
+    errors: list[FieldError] = []
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    for item in extra:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", "invalid"))
+        key = item.get("key")
+        match = _MSGSPEC_PATH.match(message)
+        reason = match["reason"] if match else message
+        path = match["path"] if match and match["path"] else None
+        if path:
+            field = path.lstrip(".")
+        elif key:
+            field = str(key)
+        else:
+            field = "body"
+        source = item.get("source")
+        if source and source != "body" and field != "body":
+            field = f"{source}.{field}"
+        errors.append(FieldError(field=field or "body", reason=reason))
+    if not errors:
+        errors.append(FieldError(field="body", reason=str(exc.detail)))
+    return errors
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    status = exc.status_code
+    if status >= 500:
+        return _unexpected(request, exc)
+    if isinstance(exc, ValidationException) or status == 400:
+        errors = (
+            _field_errors(exc)
+            if isinstance(exc, ValidationException)
+            else [FieldError(field="body", reason=str(exc.detail))]
+        )
+        summary = "; ".join(f"{e.field}: {e.reason}" for e in errors)
+        return problem_response(
+            request,
+            status=400,
+            code="validation_failed",
+            title="输入有误 (invalid input)",
+            detail=summary,
+            errors=errors,
+        )
+    code, title = _HTTP_TITLES.get(status, ("http_error", "请求有误 (client error)"))
+    headers = dict(exc.headers or {})
+    return problem_response(
+        request, status=status, code=code, title=title, detail=str(exc.detail), headers=headers
+    )
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    request_id = request_id_of(request)
+    if isinstance(exc, _DATABASE_DOWN):
+        log.warning("request %s: database unavailable: %r", request_id, exc)
+        return problem_response(
+            request,
+            status=503,
+            code="unavailable",
+            title="服务暂不可用 (service unavailable)",
+            detail="数据库暂不可用，请稍后重试 (the database is not available; retry shortly)",
+            headers={"Retry-After": "2"},
+            components=["postgres"],
+        )
+    log.error("request %s failed", request_id, exc_info=exc)
+    return problem_response(
+        request,
+        status=HTTP_500_INTERNAL_SERVER_ERROR,
+        code="internal_error",
+        title="服务器内部错误 (internal server error)",
+        detail=f"请求未能完成，请联系运营方并提供请求编号 {request_id} "
+        f"(the request failed; quote request id {request_id})",
+    )
+
+
+def _any_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    if isinstance(exc, EmallError):
+        return _emall_error(request, exc)
+    if isinstance(exc, HTTPException):
+        return _http_error(request, exc)
+    return _unexpected(request, exc)
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {Exception: _any_exception}
+
+
+_DESCRIPTIONS = {
+    400: "输入有误：错误列表逐项指出字段和原因 (invalid input: each field and the reason)",
+    401: "未提供或无效的凭证 (missing or invalid credentials)",
+    403: "无权操作 (the principal may not do this)",
+    404: "未找到，或无权查看 (not found, or not visible to this principal)",
+    409: "与当前状态冲突 (conflicts with the current state)",
+    422: "幂等键已用于不同的请求 (idempotency key reused with a different body)",
+    429: "请求过多，见 Retry-After (throttled; see Retry-After)",
+    503: "依赖的服务不可用 (a component is unavailable)",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem responses an operation may answer."""
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            description=_DESCRIPTIONS[status],
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for status in statuses
+    }

@@ -1,0 +1,68 @@
+"""The audit log and the outbox: written in the same transaction as the change they record."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from emall.db.pool import Connection
+
+if TYPE_CHECKING:
+    from emall.identity.models import Principal
+
+
+def _plain(value: Any) -> Any:
+    """Structs and other msgspec-encodable values become plain JSON-ready builtins."""
+    return None if value is None else msgspec.to_builtins(value)
+
+
+async def record_event(
+    conn: Connection,
+    *,
+    actor: Principal | None,
+    action: str,
+    entity_type: str,
+    entity_id: object,
+    region_code: str | None = None,
+    before: Any = None,
+    after: Any = None,
+    request_id: str | None = None,
+) -> int:
+    """Write one audit event; call inside the transaction that makes the change."""
+    event_id: int = await conn.fetchval(
+        """
+        insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type,
+                                  entity_id, region_code, before, after, request_id)
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        returning id
+        """,
+        actor.user_id if actor else None,
+        actor.organisation_id if actor else None,
+        action,
+        entity_type,
+        str(entity_id),
+        region_code,
+        _plain(before),
+        _plain(after),
+        request_id,
+    )
+    return event_id
+
+
+async def enqueue(
+    conn: Connection, *, topic: str, aggregate_type: str, aggregate_id: object, payload: Any = None
+) -> int:
+    """Write one outbox row; the worker acts on it after the transaction commits."""
+    row_id: int = await conn.fetchval(
+        """
+        insert into outbox (topic, aggregate_type, aggregate_id, payload)
+        values ($1, $2, $3, coalesce($4, '{}'::jsonb))
+        returning id
+        """,
+        topic,
+        aggregate_type,
+        str(aggregate_id),
+        _plain(payload),
+    )
+    return row_id

@@ -1,0 +1,1 @@
+"""Identity: users, organisations' principals, bearer tokens and API keys."""

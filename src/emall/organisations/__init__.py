@@ -1,0 +1,1 @@
+"""Organisations: agencies, suppliers and operators."""

@@ -1,0 +1,1 @@
+"""The outbox: rows written with each change, consumed after commit by the worker."""
