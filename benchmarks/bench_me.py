@@ -7,16 +7,16 @@ credential check, one query, msgspec encoding) against the single query it needs
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
-import threading
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
 import httpx
-import uvicorn
 
-from api.app import create_app
 from benchmarks.harness import Comparison, measure
 from emall.seed.demo import DEMO_PASSWORD
 from emall.settings import Settings
@@ -37,21 +37,51 @@ def _free_port() -> int:
 
 @asynccontextmanager
 async def running_server(settings: Settings) -> AsyncIterator[str]:
-    """The real app under uvicorn, in a thread with its own loop (as a separate server)."""
+    """The real app under uvicorn (one worker) in its own process, as it is deployed.
+
+    The load generator must not share the server's interpreter: one GIL for both would
+    measure the generator as much as the server.
+    """
+    assert settings.database.url and settings.search.url and settings.search.master_key
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database.url,
+        "MEILI_URL": settings.search.url,
+        "MEILI_MASTER_KEY": settings.search.master_key,
+        "EMALL_STATE_DIR": str(settings.state_dir),
+        "EMALL_DB_POOL_MAX": str(settings.database.pool_max),
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.cli:cli_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        await asyncio.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient() as probe:
+            for _ in range(200):
+                try:
+                    if (await probe.get(f"{base}/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+        yield base
     finally:
-        server.should_exit = True
-        thread.join(10)
+        server.terminate()
+        server.wait(10)
 
 
 async def run(
