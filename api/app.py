@@ -18,8 +18,13 @@ import emall
 from api.cli import EmallCLIPlugin
 from api.problems import EXCEPTION_HANDLERS
 from api.request_id import RequestIdMiddleware
+from api.routes.admission import AdmissionController, BanController
 from api.routes.identity import ApiKeyController, AuthController, MeController
+from api.routes.organisations import OrganisationController
+from api.routes.partnerships import PartnershipController
+from api.routes.regions import RegionController
 from api.routes.system import health, ready
+from api.routes.users import UserController
 from emall.db.pool import create_pool
 from emall.outbox.worker import OutboxWorker, default_handlers
 from emall.search.client import create_search_client
@@ -97,7 +102,17 @@ def create_app(
 
     api = Router(
         path=API_PREFIX,
-        route_handlers=[AuthController, MeController, ApiKeyController],
+        route_handlers=[
+            AuthController,
+            MeController,
+            ApiKeyController,
+            UserController,
+            RegionController,
+            PartnershipController,
+            OrganisationController,
+            AdmissionController,
+            BanController,
+        ],
     )
     return Litestar(
         route_handlers=[health, ready, api, *extra_route_handlers],

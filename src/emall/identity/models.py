@@ -59,6 +59,10 @@ class Principal(FrozenStruct, frozen=True):
     roles: frozenset[Role]
     auth_method: AuthMethod = "token"
     api_key_id: int | None = None
+    scope_partnership_id: int | None = None
+    # Regions an operator or auditor oversees (with their sub-regions): the organisation's
+    # region, or the member regions of the auditor's partnership.
+    scope_regions: frozenset[str] = frozenset()
 
     def has_role(self, *roles: Role) -> bool:
         return any(role in self.roles for role in roles)

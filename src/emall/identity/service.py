@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from emall.audit import record_event
+from emall.clock import BUSINESS_DATE_SQL
 from emall.db.pool import Connection, Pool
 from emall.errors import NotAuthenticated, NotFound, TooManyAttempts, ValidationFailed
 from emall.identity import passwords, tokens
@@ -21,14 +22,26 @@ from emall.identity.models import (
     TokenRequest,
     TokenResponse,
 )
-from emall.policy import OwnedResource, authorize
+from emall.policy import Resource, authorize
 from emall.settings import AuthSettings
 
 _BAD_LOGIN = "用户名或密码错误 (wrong username or password)"
 
-_PRINCIPAL_SQL = """
-select u.id as user_id, u.username, u.roles, u.is_active,
-       o.id as organisation_id, o.kind, o.name as organisation_name, o.region_code
+_SCOPE_SQL = f"""
+coalesce(
+    (select array_agg(m.region_code order by m.region_code)
+     from partnership_members m
+     where m.partnership_id = u.scope_partnership_id
+       and m.joined_on <= {BUSINESS_DATE_SQL}
+       and (m.left_on is null or m.left_on > {BUSINESS_DATE_SQL})),
+    array[o.region_code]
+) as scope_regions
+"""
+
+_PRINCIPAL_SQL = f"""
+select u.id as user_id, u.username, u.roles, u.is_active, u.scope_partnership_id,
+       o.id as organisation_id, o.kind, o.name as organisation_name, o.region_code,
+       {_SCOPE_SQL}
 from users u
 join organisations o on o.id = u.organisation_id
 """
@@ -47,6 +60,8 @@ def _principal(
         roles=frozenset(Role(r) for r in (row["roles"] if roles is None else roles)),
         auth_method="token" if api_key_id is None else "api_key",
         api_key_id=api_key_id,
+        scope_partnership_id=row["scope_partnership_id"],
+        scope_regions=frozenset(row["scope_regions"]),
     )
 
 
@@ -112,9 +127,11 @@ async def principal_from_api_key(conn: Connection | Pool, key: str) -> Principal
         raise NotAuthenticated("无效的 API 密钥 (invalid API key)")
     prefix, digest = parts
     row = await conn.fetchrow(
-        """
+        f"""
         select u.id as user_id, u.username, u.roles as user_roles, u.is_active,
+               u.scope_partnership_id,
                o.id as organisation_id, o.kind, o.name as organisation_name, o.region_code,
+               {_SCOPE_SQL},
                k.id as key_id, k.roles, k.secret_sha256
         from api_keys k
         join users u on u.id = k.user_id
@@ -246,7 +263,9 @@ async def revoke_api_key(
     authorize(
         principal,
         "api_key.revoke",
-        OwnedResource("api_key", key_id, before.organisation_id, before.user_id),
+        Resource(
+            "api_key", key_id, organisation_id=before.organisation_id, owner_user_id=before.user_id
+        ),
     )
     if before.revoked_at is not None:
         return before
