@@ -140,6 +140,7 @@ def _emall_error(request: Request[Any, Any, Any], exc: EmallError) -> Response[P
     )
 
 
+_NAMED_FIELD = re.compile(r"(?:missing required|unknown) field `(?P<name>[^`]+)`")
 _MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 
 
@@ -154,14 +155,18 @@ def _field_errors(exc: ValidationException) -> list[FieldError]:
         key = item.get("key")
         match = _MSGSPEC_PATH.match(message)
         reason = match["reason"] if match else message
-        path = match["path"] if match and match["path"] else None
-        if path:
-            field = path.lstrip(".")
-        elif key:
+        path = (match["path"] if match and match["path"] else "").lstrip(".")
+        named = _NAMED_FIELD.search(reason)  # "Object missing required field `reason`"
+        if named:
+            field = f"{path}.{named['name']}" if path else named["name"]
+        elif path:
+            field = path
+        elif key and key != "data":
             field = str(key)
         else:
             field = "body"
         source = item.get("source")
+        source = getattr(source, "value", source)  # Litestar passes a ParamType enum
         if source and source != "body" and field != "body":
             field = f"{source}.{field}"
         errors.append(FieldError(field=field or "body", reason=reason))
@@ -220,9 +225,35 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Pro
     )
 
 
+def _integrity_error(
+    request: Request[Any, Any, Any], exc: asyncpg.IntegrityConstraintViolationError
+) -> Response[Problem]:
+    """A database rule refused the change. Services check input first; this is the safety net
+    that keeps a missed check a clear 4xx rather than a 500."""
+    constraint = getattr(exc, "constraint_name", None) or "constraint"
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return problem_response(
+            request,
+            status=409,
+            code="conflict",
+            title="状态冲突 (conflict)",
+            detail=f"与已有数据重复 (duplicate: {constraint})",
+        )
+    return problem_response(
+        request,
+        status=400,
+        code="validation_failed",
+        title="输入有误 (invalid input)",
+        detail=f"数据不符合规则 (violates {constraint})",
+        errors=[FieldError(field=constraint, reason="数据不符合规则 (violates this rule)")],
+    )
+
+
 def _any_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     if isinstance(exc, EmallError):
         return _emall_error(request, exc)
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return _integrity_error(request, exc)
     if isinstance(exc, HTTPException):
         return _http_error(request, exc)
     return _unexpected(request, exc)

@@ -38,10 +38,11 @@ REPO = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("EMALL_TEST_STATE", REPO / ".emall" / "test")).resolve()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
-            item.add_marker(pytest.mark.anyio)
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Every ``async def`` test runs under anyio (asyncio); marked before parametrisation."""
+    if name.startswith("test") and inspect.iscoroutinefunction(obj):
+        pytest.mark.anyio(obj)
 
 
 @pytest.fixture(scope="session")
@@ -63,9 +64,11 @@ def pg_admin_dsn() -> Iterator[str]:
         server.stop()
 
 
-def _migrations_digest() -> str:
+def _templates_digest() -> str:
+    """Changes when the migrations or the demo seed change, so templates are never stale."""
     digest = hashlib.sha256()
-    for path in sorted(default_migrations_dir().glob("*.sql")):
+    seed_dir = Path(seed_demo.__code__.co_filename).parent
+    for path in [*sorted(default_migrations_dir().glob("*.sql")), *sorted(seed_dir.glob("*.py"))]:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -105,7 +108,7 @@ async def _build_templates(admin_dsn: str, empty: str, demo: str) -> None:
 @pytest.fixture(scope="session")
 def templates(pg_admin_dsn: str) -> dict[str, str]:
     """Names of the template databases: ``empty`` (migrated) and ``demo`` (migrated + seeded)."""
-    digest = _migrations_digest()
+    digest = _templates_digest()
     names = {"empty": f"tpl_{digest}_empty", "demo": f"tpl_{digest}_demo"}
     STATE.mkdir(parents=True, exist_ok=True)
     with (STATE / "templates.lock").open("w") as lock:

@@ -59,3 +59,27 @@ async def login(
     )
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def token_for(pool: Any, username: str) -> dict[str, str]:
+    """Authorization headers for a demo user, minted directly (no password hashing: fast)."""
+    from emall.identity.tokens import issue_token
+
+    user_id = await pool.fetchval("select id from users where username = $1", username)
+    assert user_id is not None, username
+    token, _ = issue_token(user_id, secret=JWT_SECRET, ttl_seconds=600)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def principal_of(pool: Any, username: str) -> Any:
+    """The library Principal of a demo user, for calling services directly."""
+    from emall.identity.service import principal_from_token
+
+    headers = await token_for(pool, username)
+    return await principal_from_token(pool, headers["Authorization"].split()[1], JWT_SECRET)
+
+
+async def org_id(pool: Any, name: str) -> int:
+    found = await pool.fetchval("select id from organisations where name = $1", name)
+    assert found is not None, name
+    return int(found)

@@ -237,6 +237,20 @@ def test_second_start_on_a_live_db_is_refused_and_attach_shares_it(
     assert attach_running_meilisearch(state, db) is None
 
 
+def _wait_dead(pid: int, timeout: float = 10.0) -> None:
+    """Until ``pid`` has exited (a zombie of ours counts as exited)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] in {"Z", "X"}:
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"pid {pid} still alive after SIGKILL")
+
+
 def test_restart_after_kill_9_of_meilisearch_keeps_the_data(
     tmp_path: Path, binary: Path, cleanup: Cleanup
 ) -> None:
@@ -256,6 +270,7 @@ def test_restart_after_kill_9_of_meilisearch_keeps_the_data(
         assert status["status"] == "succeeded"
 
     os.kill(first.pid, signal.SIGKILL)  # LMDB lock files and our pid file stay behind
+    _wait_dead(first.pid)  # the signal is delivered asynchronously
     assert (db / "tasks" / "lock.mdb").exists()
     assert _pid_file(db).exists()
 

@@ -6,11 +6,15 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from emall.db.pool import Pool
-from tests.helpers import login
+from emall.errors import Conflict
+from emall.identity import users
+from emall.identity.service import resolve_principal
+from tests.helpers import JWT_SECRET, login
 
 Client = AsyncTestClient[Litestar]
 PASSWORD = "correct-horse-battery"
@@ -491,18 +495,27 @@ async def _user_id_via_list(client: Client, headers: dict[str, str], org_id: int
 
 
 async def test_concurrent_deactivations_keep_one_admin(client: Client, pool: Pool) -> None:
+    """Two admins deactivated at once in two transactions: the second waits, then is refused."""
     admin = await login(client, "nj_agency_admin")
     org_id = await _org_of(client, admin)
     second = await _create(client, admin, org_id, "nj_race_admin", roles=["agency_admin"])
     first = await _user_id(pool, "nj_agency_admin")
-    platform = await login(client, "admin")
-    responses = await asyncio.gather(
-        *(
-            client.post(f"/api/v1/users/{user_id}/deactivate", headers=platform)
-            for user_id in (first, second["id"])
-        )
-    )
-    assert sorted(r.status_code for r in responses) == [200, 409]
+    token = (await login(client, "admin"))["Authorization"].removeprefix("Bearer ")
+    platform = await resolve_principal(pool, token, JWT_SECRET)
+
+    async with pool.acquire() as conn_a, pool.acquire() as conn_b:
+        tx_a, tx_b = conn_a.transaction(), conn_b.transaction()
+        await tx_a.start()
+        await tx_b.start()
+        await users.deactivate_user(conn_a, platform, first)
+        racing = asyncio.create_task(users.deactivate_user(conn_b, platform, second["id"]))
+        await asyncio.sleep(0.3)
+        assert not racing.done()  # waits for the first transaction's lock
+        await tx_a.commit()
+        with pytest.raises(Conflict):
+            await racing
+        await tx_b.rollback()
+
     active_admins = await pool.fetchval(
         """
         select count(*) from users

@@ -7,6 +7,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.deps import AUTH, DB
+from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.admission import bans, service
@@ -21,7 +22,7 @@ from emall.admission.models import (
 )
 from emall.db.pool import Connection
 from emall.identity.models import Principal
-from emall.pagination import Limit, Page
+from emall.pagination import Page
 
 _DECISION = problem_responses(400, 401, 403, 404, 409)
 
@@ -44,8 +45,8 @@ class AdmissionController(Controller):
         status: FromQuery[AdmissionStatus | None] = None,
         region_code: FromQuery[str | None] = None,
         supplier_id: FromQuery[int | None] = None,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[Limit] = 50,
+        cursor: PageCursor = None,
+        limit: PageLimit = DEFAULT_LIMIT,
     ) -> Page[AdmissionRead]:
         """A supplier sees its own; an operator or auditor those in the regions it oversees
         (the review queue is ``status=pending``)."""
@@ -175,8 +176,8 @@ class BanController(Controller):
         region_code: FromQuery[str | None] = None,
         supplier_id: FromQuery[int | None] = None,
         active: FromQuery[bool | None] = None,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[Limit] = 50,
+        cursor: PageCursor = None,
+        limit: PageLimit = DEFAULT_LIMIT,
     ) -> Page[BanRead]:
         """Bans in the regions the principal oversees, or a supplier's own."""
         return await bans.list_bans(

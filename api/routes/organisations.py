@@ -7,6 +7,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.deps import AUTH, DB
+from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.admission.models import SaleRight
@@ -23,7 +24,7 @@ from emall.organisations.models import (
     QualificationCreate,
     QualificationRead,
 )
-from emall.pagination import Limit, Page
+from emall.pagination import Page
 
 
 class OrganisationController(Controller):
@@ -44,8 +45,8 @@ class OrganisationController(Controller):
         kind: FromQuery[OrganisationKind | None] = None,
         region_code: FromQuery[str | None] = None,
         q: FromQuery[str | None] = None,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[Limit] = 50,
+        cursor: PageCursor = None,
+        limit: PageLimit = DEFAULT_LIMIT,
     ) -> Page[OrganisationRead]:
         """Agencies, suppliers and operators by kind, region (with sub-regions) and name."""
         return await service.list_organisations(

@@ -9,11 +9,13 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.deps import AUTH, DB
+from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
+from api.routes.regions import RegionCodePath
 from emall.db.pool import Connection
 from emall.identity.models import Principal
-from emall.pagination import Limit, Page
+from emall.pagination import Page
 from emall.partnerships import service
 from emall.partnerships.models import (
     MemberCreate,
@@ -42,8 +44,8 @@ class PartnershipController(Controller):
         conn: NamedDependency[Connection],
         region_code: FromQuery[str | None] = None,
         active_on: FromQuery[date | None] = None,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[Limit] = 50,
+        cursor: PageCursor = None,
+        limit: PageLimit = DEFAULT_LIMIT,
     ) -> Page[PartnershipRead]:
         """Partnerships with their members; filter by a member region or a date in force."""
         return await service.list_partnerships(
@@ -133,7 +135,7 @@ class PartnershipController(Controller):
     async def end_membership(
         self,
         partnership_id: FromPath[int],
-        region_code: FromPath[str],
+        region_code: RegionCodePath,
         data: JSONBody[MemberLeave],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -153,7 +155,7 @@ class PartnershipController(Controller):
     async def set_recognition(
         self,
         partnership_id: FromPath[int],
-        region_code: FromPath[str],
+        region_code: RegionCodePath,
         data: JSONBody[RecognitionUpdate],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],

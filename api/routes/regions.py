@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, get
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery, PathParameter
 
+from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
 from api.problems import problem_responses
-from emall.pagination import Limit, Page
+from emall.pagination import Page
 from emall.regions import service
 from emall.regions.models import RegionDetail, RegionLevel, RegionRead
+
+# A malformed code is a 400 naming ``code``; a well-formed unknown one is a 404.
+RegionCodePath = Annotated[
+    str, PathParameter(pattern=r"^[0-9]{6}$", description="6-digit code, e.g. 511000")
+]
 
 
 class RegionController(Controller):
@@ -23,8 +31,8 @@ class RegionController(Controller):
         q: FromQuery[str | None] = None,
         level: FromQuery[RegionLevel | None] = None,
         parent_code: FromQuery[str | None] = None,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[Limit] = 50,
+        cursor: PageCursor = None,
+        limit: PageLimit = DEFAULT_LIMIT,
     ) -> Page[RegionRead]:
         """Regions whose Chinese name contains ``q`` (e.g. 内江), by level and parent, in code order."""
         return await service.list_regions(
@@ -37,7 +45,7 @@ class RegionController(Controller):
         summary="One region with its ancestors",
         responses=problem_responses(400, 404),
     )
-    async def get_region(self, state: State, code: FromPath[str]) -> RegionDetail:
+    async def get_region(self, state: State, code: RegionCodePath) -> RegionDetail:
         """A region, its ancestors (nearest first) and how many children it has."""
         return await service.get_region(state.pool, code)
 
@@ -50,9 +58,9 @@ class RegionController(Controller):
     async def children(
         self,
         state: State,
-        code: FromPath[str],
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[Limit] = 50,
+        code: RegionCodePath,
+        cursor: PageCursor = None,
+        limit: PageLimit = DEFAULT_LIMIT,
     ) -> Page[RegionRead]:
         """The cities of a province, or the counties of a city."""
         return await service.children(state.pool, code, cursor=cursor, limit=limit)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from api.deps import AUTH, DB
+from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.db.pool import Connection
 from emall.identity import users as service
 from emall.identity.models import Principal
 from emall.identity.user_models import UserCreate, UserRead, UserUpdate
-from emall.pagination import DEFAULT_LIMIT, Limit, Page
+from emall.pagination import Page
 
 
 class UserController(Controller):
@@ -33,8 +34,8 @@ class UserController(Controller):
         organisation_id: FromPath[int],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[Limit] = DEFAULT_LIMIT,
+        cursor: PageCursor = None,
+        limit: PageLimit = DEFAULT_LIMIT,
     ) -> Page[UserRead]:
         """The organisation's users, active and deactivated, ordered by id. Pass ``next_cursor``
         back as ``cursor`` for the next page. Visible to the organisation itself and the

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -20,8 +20,6 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-
-Limit = Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT, description="page size (1-200)")]
 
 
 class Page(Struct, Generic[T]):
@@ -47,6 +45,15 @@ def decode_cursor(cursor: str | None, *types: type[Any]) -> tuple[Any, ...] | No
         raise ValidationFailed.single(
             "cursor", "无效的分页游标 (invalid cursor: pass next_cursor back unchanged)"
         ) from None
+
+
+def page_args(cursor: str | None, limit: int, *types: type[Any]) -> tuple[Any, ...] | None:
+    """Check a list request's page size and decode its cursor (before any query runs)."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed.single(
+            "limit", f"每页条数须在 1-{MAX_LIMIT} 之间 (limit must be 1-{MAX_LIMIT})"
+        )
+    return decode_cursor(cursor, *types)
 
 
 def page_of(rows: list[T], limit: int, key: Any) -> Page[T]:

@@ -16,7 +16,7 @@ from emall.audit import enqueue, record_event
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, ValidationFailed
 from emall.identity.models import OrganisationKind, Principal
-from emall.pagination import Page, decode_cursor, page_of
+from emall.pagination import Page, page_args, page_of
 from emall.policy import Resource, authorize
 from emall.regions.service import require_region
 
@@ -72,7 +72,7 @@ async def list_bans(
     authorize(principal, "ban.read")
     if region_code is not None:
         await require_region(conn, region_code, "region_code")
-    after = decode_cursor(cursor, int)
+    after = page_args(cursor, limit, int)
     rows = await conn.fetch(
         f"""
         select {_COLUMNS} {_FROM}
@@ -145,24 +145,23 @@ async def ban(
             "supplier_id", f"不是供应商 (no supplier with id {data.supplier_id})"
         )
     authorize(principal, "ban.manage", Resource("ban", "new", region_chain=chain, public=True))
-    starts_at = data.starts_at or datetime.now(UTC)
     if data.starts_at is not None and data.starts_at.tzinfo is None:
         raise ValidationFailed.single("starts_at", "需要带时区的时间 (a time with a timezone)")
     if data.ends_at is not None:
         if data.ends_at.tzinfo is None:
             raise ValidationFailed.single("ends_at", "需要带时区的时间 (a time with a timezone)")
-        if data.ends_at <= starts_at:
+        if data.ends_at <= (data.starts_at or datetime.now(UTC)):
             raise ValidationFailed.single("ends_at", "必须晚于开始时间 (must be after starts_at)")
     async with conn.transaction():
         ban_id: int = await conn.fetchval(
             """
             insert into bans (supplier_id, region_code, reason, starts_at, ends_at, created_by)
-            values ($1, $2, $3, $4, $5, $6) returning id
+            values ($1, $2, $3, coalesce($4, now()), $5, $6) returning id
             """,
             data.supplier_id,
             data.region_code,
             data.reason,
-            starts_at,
+            data.starts_at,
             data.ends_at,
             principal.user_id,
         )

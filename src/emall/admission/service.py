@@ -23,7 +23,7 @@ from emall.clock import BUSINESS_DATE_SQL, today
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, ValidationFailed
 from emall.identity.models import OrganisationKind, Principal
-from emall.pagination import Page, decode_cursor, page_of
+from emall.pagination import Page, page_args, page_of
 from emall.policy import Resource, authorize
 from emall.regions.service import require_region
 
@@ -84,7 +84,7 @@ async def list_admissions(
     authorize(principal, "admission.read")
     if region_code is not None:
         await require_region(conn, region_code, "region_code")
-    after = decode_cursor(cursor, int)
+    after = page_args(cursor, limit, int)
     rows = await conn.fetch(
         f"""
         select {_COLUMNS} {_FROM}
@@ -165,18 +165,8 @@ async def apply(
             principal.organisation_id,
             data.region_code,
         )
-        try:
-            admission_id: int = await conn.fetchval(
-                """
-                insert into admissions (supplier_id, region_code, note, applied_by)
-                values ($1, $2, $3, $4) returning id
-                """,
-                principal.organisation_id,
-                data.region_code,
-                data.note,
-                principal.user_id,
-            )
-        except asyncpg.UniqueViolationError:
+        admission_id = await _insert_application(conn, principal, data)
+        if admission_id is None:
             current = await conn.fetchval(
                 "select status from admissions where supplier_id = $1 and region_code = $2 "
                 "and status in ('pending', 'approved')",
@@ -186,10 +176,29 @@ async def apply(
             raise Conflict(
                 f"已有进行中或有效的入驻 (an admission in this region is already {current})",
                 current_state=current,
-            ) from None
+            )
         created = _read(await _load(conn, admission_id))
         await _changed(conn, principal, "admission.applied", None, created, request_id)
     return created
+
+
+async def _insert_application(
+    conn: Connection, principal: Principal, data: AdmissionApply
+) -> int | None:
+    """The new application's id, or None when an open one exists (the unique index decides)."""
+    admission_id: int | None = await conn.fetchval(
+        """
+        insert into admissions (supplier_id, region_code, note, applied_by)
+        values ($1, $2, $3, $4)
+        on conflict (supplier_id, region_code) where status in ('pending', 'approved') do nothing
+        returning id
+        """,
+        principal.organisation_id,
+        data.region_code,
+        data.note,
+        principal.user_id,
+    )
+    return admission_id
 
 
 async def _transition(

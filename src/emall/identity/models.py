@@ -40,7 +40,9 @@ Username = Annotated[
     msgspec.Meta(
         min_length=3,
         max_length=64,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        # (?![\s\S]) is "end of text" in Python and ECMA regexes alike; "$" would also let a
+        # trailing newline through in Python.
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*(?![\s\S])",
         description="ASCII letters, digits, _ . - (case-insensitive)",
     ),
 ]

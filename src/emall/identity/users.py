@@ -23,7 +23,7 @@ from emall.errors import Conflict, NotFound, ValidationFailed
 from emall.identity.models import OrganisationKind, Principal, Role
 from emall.identity.passwords import hash_password
 from emall.identity.user_models import UserCreate, UserRead, UserUpdate
-from emall.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, page_of
+from emall.pagination import DEFAULT_LIMIT, Page, page_args, page_of
 from emall.policy import Resource, authorize
 
 R = Role
@@ -186,12 +186,7 @@ async def list_users(
     """The organisation's users, active or not, ordered by id."""
     organisation = await _load_organisation(conn, organisation_id)
     authorize(principal, "user.read", _organisation_resource(organisation.id))
-    # Checked here as well: Litestar does not apply msgspec.Meta bounds to query parameters.
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationFailed.single(
-            "limit", f"每页条数须在 1-{MAX_LIMIT} 之间 (limit must be 1-{MAX_LIMIT})"
-        )
-    after = decode_cursor(cursor, int)
+    after = page_args(cursor, limit, int)
     rows = await conn.fetch(
         f"""
         select {_COLUMNS} from users u

@@ -16,11 +16,12 @@ from emall.identity.models import OrganisationKind
 from emall.structs import Struct
 
 SmeSize = Literal["large", "medium", "small", "micro"]
-OrgName = Annotated[str, msgspec.Meta(min_length=2, max_length=200)]
+# Names must hold more than blanks (the database checks the trimmed length too).
+OrgName = Annotated[str, msgspec.Meta(min_length=2, max_length=200, pattern=r"\S")]
 RegionCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$", examples=["511000"])]
 Phone = Annotated[str, msgspec.Meta(pattern=r"^[0-9+\-() ]{5,30}$")]
 Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=200)]
-Text200 = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Text200 = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
 
 
 class FirstAdmin(Struct):
@@ -29,7 +30,7 @@ class FirstAdmin(Struct):
     username: Annotated[
         str, msgspec.Meta(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     ]
-    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]
     password: Annotated[str, msgspec.Meta(min_length=10, max_length=256)]
 
 
@@ -66,7 +67,7 @@ class OrganisationRead(Struct):
 
 
 class ContactCreate(Struct):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]
     title: Annotated[str, msgspec.Meta(max_length=100)] | None = None
     phone: Phone | None = None
     email: Email | None = None

@@ -23,7 +23,7 @@ from emall.organisations.models import (
     QualificationRead,
 )
 from emall.organisations.uscc import UsccError, validate_uscc
-from emall.pagination import Page, decode_cursor, page_of
+from emall.pagination import Page, page_args, page_of
 from emall.policy import Resource, authorize
 from emall.regions.service import require_region
 
@@ -62,9 +62,14 @@ async def _fetch(conn: Connection | Pool, organisation_id: int) -> OrganisationR
     return None if row is None else _read(row)
 
 
-async def organisation_resource(conn: Connection | Pool, organisation_id: int) -> Resource:
+async def organisation_resource(
+    conn: Connection | Pool, organisation_id: int, *, public: bool = False
+) -> Resource:
     """The organisation as a policy resource: its own regions plus, for a supplier, every region
-    it has applied to (so that the operator reviewing an application may see its documents)."""
+    it has applied to (so that the operator reviewing an application may see its documents).
+
+    ``public`` for the profile, which everyone sees (so a refusal to change it is a 403); its
+    contacts and qualifications are private (unseen, they are a 404)."""
     row = await conn.fetchrow(
         """
         select o.id, region_chain(o.region_code)
@@ -82,6 +87,7 @@ async def organisation_resource(conn: Connection | Pool, organisation_id: int) -
         organisation_id,
         organisation_id=organisation_id,
         region_chain=tuple(row["chain"]),
+        public=public,
     )
 
 
@@ -110,7 +116,7 @@ async def list_organisations(
     authorize(principal, "organisation.read")
     if region_code is not None:
         await require_region(conn, region_code, "region_code")
-    after = decode_cursor(cursor, int)
+    after = page_args(cursor, limit, int)
     rows = await conn.fetch(
         f"""
         select {_COLUMNS} from organisations o join regions r on r.code = o.region_code
@@ -257,7 +263,7 @@ async def update_organisation(
     *,
     request_id: str | None = None,
 ) -> OrganisationRead:
-    resource = await organisation_resource(conn, organisation_id)
+    resource = await organisation_resource(conn, organisation_id, public=True)
     authorize(principal, "organisation.update", resource)
     async with conn.transaction():
         await conn.execute("select 1 from organisations where id = $1 for update", organisation_id)
@@ -269,18 +275,23 @@ async def update_organisation(
         if not changes:
             return before
         merged = msgspec.structs.replace(before, **changes)
-        await conn.execute(
-            """
-            update organisations set name = $2, sme_size = $3, contact_phone = $4, address = $5,
-                                     updated_at = now()
-            where id = $1
-            """,
-            organisation_id,
-            merged.name,
-            merged.sme_size,
-            merged.contact_phone,
-            merged.address,
-        )
+        try:
+            await conn.execute(
+                """
+                update organisations set name = $2, sme_size = $3, contact_phone = $4,
+                                         address = $5, updated_at = now()
+                where id = $1
+                """,
+                organisation_id,
+                merged.name,
+                merged.sme_size,
+                merged.contact_phone,
+                merged.address,
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict(
+                f"同一地区已有同名单位 (an organisation named {merged.name!r} exists there)"
+            ) from None
         after = await _fetch(conn, organisation_id)
         assert after is not None
         await record_event(
@@ -339,29 +350,30 @@ async def add_contact(
     authorize(principal, "organisation.update", resource)
     if data.phone is None and data.email is None:
         raise ValidationFailed.single("phone", "电话和邮箱至少填写一项 (give a phone or an email)")
-    row = await conn.fetchrow(
-        """
-        insert into organisation_contacts (organisation_id, name, title, phone, email)
-        values ($1, $2, $3, $4, $5)
-        returning id, organisation_id, name, title, phone, email, created_at
-        """,
-        organisation_id,
-        data.name,
-        data.title,
-        data.phone,
-        data.email,
-    )
-    assert row is not None
-    created = _contact(row)
-    await record_event(
-        conn,
-        actor=principal,
-        action="contact.added",
-        entity_type="organisation",
-        entity_id=organisation_id,
-        after=created,
-        request_id=request_id,
-    )
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            """
+            insert into organisation_contacts (organisation_id, name, title, phone, email)
+            values ($1, $2, $3, $4, $5)
+            returning id, organisation_id, name, title, phone, email, created_at
+            """,
+            organisation_id,
+            data.name,
+            data.title,
+            data.phone,
+            data.email,
+        )
+        assert row is not None
+        created = _contact(row)
+        await record_event(
+            conn,
+            actor=principal,
+            action="contact.added",
+            entity_type="organisation",
+            entity_id=organisation_id,
+            after=created,
+            request_id=request_id,
+        )
     return created
 
 
@@ -375,23 +387,24 @@ async def remove_contact(
 ) -> None:
     resource = await organisation_resource(conn, organisation_id)
     authorize(principal, "organisation.update", resource)
-    row = await conn.fetchrow(
-        "delete from organisation_contacts where id = $1 and organisation_id = $2 "
-        "returning id, organisation_id, name, title, phone, email, created_at",
-        contact_id,
-        organisation_id,
-    )
-    if row is None:
-        raise NotFound("联系人", contact_id)
-    await record_event(
-        conn,
-        actor=principal,
-        action="contact.removed",
-        entity_type="organisation",
-        entity_id=organisation_id,
-        before=_contact(row),
-        request_id=request_id,
-    )
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            "delete from organisation_contacts where id = $1 and organisation_id = $2 "
+            "returning id, organisation_id, name, title, phone, email, created_at",
+            contact_id,
+            organisation_id,
+        )
+        if row is None:
+            raise NotFound("联系人", contact_id)
+        await record_event(
+            conn,
+            actor=principal,
+            action="contact.removed",
+            entity_type="organisation",
+            entity_id=organisation_id,
+            before=_contact(row),
+            request_id=request_id,
+        )
 
 
 def _qualification(row: asyncpg.Record) -> QualificationRead:
@@ -440,30 +453,31 @@ async def add_qualification(
     authorize(principal, "organisation.update", resource)
     if data.valid_until is not None and data.valid_until < data.valid_from:
         raise ValidationFailed.single("valid_until", "不能早于生效日期 (before valid_from)")
-    row = await conn.fetchrow(
-        f"""
-        insert into supplier_qualifications (organisation_id, kind, number, issuer, valid_from,
-                                             valid_until, document_url)
-        values ($1, $2, $3, $4, $5, $6, $7)
-        returning {_Q_COLUMNS}
-        """,
-        organisation_id,
-        data.kind,
-        data.number,
-        data.issuer,
-        data.valid_from,
-        data.valid_until,
-        data.document_url,
-    )
-    assert row is not None
-    created = _qualification(row)
-    await record_event(
-        conn,
-        actor=principal,
-        action="qualification.added",
-        entity_type="organisation",
-        entity_id=organisation_id,
-        after=created,
-        request_id=request_id,
-    )
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            f"""
+            insert into supplier_qualifications (organisation_id, kind, number, issuer, valid_from,
+                                                 valid_until, document_url)
+            values ($1, $2, $3, $4, $5, $6, $7)
+            returning {_Q_COLUMNS}
+            """,
+            organisation_id,
+            data.kind,
+            data.number,
+            data.issuer,
+            data.valid_from,
+            data.valid_until,
+            data.document_url,
+        )
+        assert row is not None
+        created = _qualification(row)
+        await record_event(
+            conn,
+            actor=principal,
+            action="qualification.added",
+            entity_type="organisation",
+            entity_id=organisation_id,
+            after=created,
+            request_id=request_id,
+        )
     return created

@@ -17,7 +17,7 @@ from emall.structs import Struct
 PartnershipCode = Annotated[
     str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", examples=["neijiang-zigong"])
 ]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]
 RegionCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$", examples=["511000"])]
 
 

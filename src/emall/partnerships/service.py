@@ -16,7 +16,7 @@ from emall.clock import today
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, ValidationFailed
 from emall.identity.models import Principal
-from emall.pagination import Page, decode_cursor, page_of
+from emall.pagination import Page, page_args, page_of
 from emall.partnerships.models import (
     MemberCreate,
     MemberLeave,
@@ -43,7 +43,8 @@ async def partner_regions(
 
     The visibility rule: an agency in region R may buy from suppliers admitted in any region
     this returns for R (and in R itself). Membership of an ancestor counts: a county agency
-    belongs to its city's partnerships.
+    belongs to its city's partnerships. A partnership in which R's member region has opted out
+    of recognition (``recognises_admissions`` false) gives R no partners, as in ``sale_right``.
     """
     chain = await region_chain(conn, region_code)
     if not chain:
@@ -55,6 +56,7 @@ async def partner_regions(
         join partnerships p on p.id = m.partnership_id
         join partnership_members other on other.partnership_id = p.id
         where m.region_code = any($1::text[]) and {_ACTIVE_MEMBER}
+          and m.recognises_admissions
           and other.joined_on <= $2::date and (other.left_on is null or other.left_on > $2::date)
           and other.region_code <> all($1::text[])
         order by other.region_code, p.id
@@ -137,17 +139,22 @@ async def list_partnerships(
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page[PartnershipRead]:
-    """Partnerships, optionally those a region (or its ancestor) belongs to, or in force on a date."""
+    """Partnerships, optionally those a region (or its ancestor) belongs to, or in force on a date.
+
+    With a region, a membership counts on ``active_on``; without a date, a membership that has
+    ended (its region left) no longer counts, while one that starts later already does.
+    """
     authorize(principal, "partnership.read")
     chain = list(await require_region(conn, region_code, "region_code")) if region_code else None
-    after = decode_cursor(cursor, int)
+    after = page_args(cursor, limit, int)
     rows = await conn.fetch(
         f"""
         select {_COLUMNS} from partnerships p
         where ($1::text[] is null or exists (
                 select 1 from partnership_members m
                 where m.partnership_id = p.id and m.region_code = any($1::text[])
-                  and ($2::date is null or (m.joined_on <= $2 and (m.left_on is null or m.left_on > $2)))))
+                  and ($2::date is null or m.joined_on <= $2)
+                  and (m.left_on is null or m.left_on > coalesce($2, $5::date))))
           and ($2::date is null or (p.effective_from <= $2
                                     and (p.effective_to is null or p.effective_to >= $2)))
           and ($3::bigint is null or p.id > $3)
@@ -158,15 +165,27 @@ async def list_partnerships(
         active_on,
         after[0] if after else None,
         limit + 1,
+        today(),
     )
     members = await _members(conn, [r["id"] for r in rows])
     return page_of([_read(r, members[r["id"]]) for r in rows], limit, lambda p: (p.id,))
 
 
 async def _add_member(
-    conn: Connection, partnership_id: int, member: MemberCreate, field: str
+    conn: Connection, partnership_id: int, member: MemberCreate, prefix: str
 ) -> int:
-    await require_region(conn, member.region_code, f"{field}.region_code")
+    """Insert a current member; a refusal names the field after ``prefix`` ("members[0].")."""
+    await require_region(conn, member.region_code, f"{prefix}region_code")
+    last_left = await conn.fetchval(
+        "select max(left_on) from partnership_members where partnership_id = $1 and region_code = $2",
+        partnership_id,
+        member.region_code,
+    )
+    if last_left is not None and member.joined_on < last_left:
+        raise ValidationFailed.single(
+            f"{prefix}joined_on",
+            f"不能早于上次退出日期 {last_left} (the region's last membership ended {last_left})",
+        )
     try:
         member_id: int = await conn.fetchval(
             """
@@ -211,7 +230,7 @@ async def create_partnership(
         except asyncpg.UniqueViolationError:
             raise Conflict(f"合作区域代码已存在 (partnership code {data.code!r} exists)") from None
         for index, member in enumerate(data.members):
-            await _add_member(conn, pid, member, f"members[{index}]")
+            await _add_member(conn, pid, member, f"members[{index}].")
         created = await get_partnership(conn, principal, pid)
         await _recorded(conn, principal, "partnership.created", created, None, request_id)
     return created
@@ -299,7 +318,7 @@ async def add_member(
     authorize(principal, "partnership.manage")
     async with conn.transaction():
         before = await _locked(conn, principal, partnership_id)
-        await _add_member(conn, partnership_id, data, "body")
+        await _add_member(conn, partnership_id, data, "")
         after = await get_partnership(conn, principal, partnership_id)
         await _recorded(conn, principal, "partnership.member_added", after, before, request_id)
     return after

@@ -12,7 +12,7 @@ import asyncpg
 
 from emall.db.pool import Connection, Pool
 from emall.errors import NotFound, ValidationFailed
-from emall.pagination import Page, decode_cursor, page_of
+from emall.pagination import Page, page_args, page_of
 from emall.regions.models import RegionDetail, RegionLevel, RegionRead
 
 _CODE = re.compile(r"[0-9]{6}")
@@ -73,7 +73,7 @@ async def list_regions(
     limit: int = 50,
 ) -> Page[RegionRead]:
     """Regions by name (substring, Chinese), level and parent, in code order."""
-    after = decode_cursor(cursor, str)
+    after = page_args(cursor, limit, str)
     if parent_code is not None:
         await require_region(conn, parent_code, "parent_code")
     rows = await conn.fetch(

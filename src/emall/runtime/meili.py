@@ -618,6 +618,10 @@ def _claim_db(db_path: Path, deadline: float) -> int:
             recorded = info.get("pid")
             terminated = False
             for pid in _meili_pids_using(db_path):
+                if pid != recorded and fd is None:
+                    # The lock's holder is a starter mid-way, whose server is up but whose pid
+                    # file is not written yet: wait for it rather than call the server foreign.
+                    continue
                 if pid != recorded:
                     raise MeiliRuntimeError(
                         f"Another meilisearch (pid {pid}) that emall did not start is using "

@@ -1,0 +1,772 @@
+"""The authorisation matrix, generated from the app's route table.
+
+Every operation the app serves must have an entry in ``CASES``; a new route without one fails
+``test_every_route_is_in_the_matrix``. Each entry names, per scenario (a target in Neijiang, the
+own side of most actors, and one in Zigong, the foreign side), what every demo role must get:
+
+* ``OK``: allowed — anything but 401, 403 or 404 (a 409 from an earlier allowed call is fine);
+* ``NO``: refused with 403 — the principal may see the resource but not do this;
+* ``HIDDEN``: 404 — another tenant's private resource, whose existence must not leak;
+* anonymous callers get 401 on every protected route and are allowed on public ones.
+
+Requests go over HTTP to the real app, and each target is built fresh for each call, so one
+actor's allowed change never decides another actor's answer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from emall.db.pool import Pool
+from emall.seed.demo import DEMO_PASSWORD, demo_uscc
+from emall.settings import load_settings
+from tests.helpers import JWT_SECRET, org_id, token_for
+
+OK, NO, HIDDEN = "ok", "forbidden", "hidden"
+
+ACTORS = (
+    "admin",
+    "nj_operator",
+    "nj_auditor",
+    "zg_operator",
+    "zg_auditor",
+    "nz_auditor",
+    "nj_buyer",
+    "nj_agency_admin",
+    "zg_agency_admin",
+    "nj_supplier_admin",
+    "nj_supplier_staff",
+    "zg_supplier_admin",
+)
+NJ_SUPPLIER = "内江川南数码科技有限公司"  # nj_supplier_admin's and nj_supplier_staff's
+ZG_SUPPLIER = "自贡盐都办公设备有限公司"  # zg_supplier_admin's
+NJ_AGENCY = "内江市教育局"  # nj_buyer's and nj_agency_admin's
+ZG_AGENCY = "自贡市卫生健康委员会"  # zg_agency_admin's
+_serial = itertools.count(1)
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    json: Any = None
+    params: dict[str, str] | None = None
+
+
+Builder = Callable[[Pool], Awaitable[Request]]
+
+
+@dataclass
+class Scenario:
+    name: str
+    build: Builder
+    expect: dict[str, str]
+
+
+@dataclass
+class Case:
+    scenarios: list[Scenario]
+    public: bool = False
+
+
+def everyone(outcome: str = OK) -> dict[str, str]:
+    return dict.fromkeys(ACTORS, outcome)
+
+
+def only(
+    allowed: set[str], *, seen_by: set[str] = frozenset(), default: str = HIDDEN
+) -> dict[str, str]:  # type: ignore[assignment]
+    """``allowed`` may act; ``seen_by`` may see but not act (403); everyone else gets ``default``."""
+    expect = everyone(default)
+    expect.update(dict.fromkeys(seen_by, NO))
+    expect.update(dict.fromkeys(allowed, OK))
+    return expect
+
+
+def fixed(
+    method: str, path: str, json: Any = None, params: dict[str, str] | None = None
+) -> Builder:
+    async def build(pool: Pool) -> Request:
+        return Request(method, path, json, params)
+
+    return build
+
+
+# -- targets, each built fresh ----------------------------------------------------------------
+
+
+async def _partnership(pool: Pool, code: str = "neijiang-zigong") -> int:
+    return int(await pool.fetchval("select id from partnerships where code = $1", code))
+
+
+async def _fresh_user(pool: Pool, organisation: str) -> int:
+    n = next(_serial)
+    return int(
+        await pool.fetchval(
+            "insert into users (organisation_id, username, display_name, password_hash, roles) "
+            "values ($1, $2, '矩阵用户', 'x', '{agency_buyer}') returning id",
+            await org_id(pool, organisation),
+            f"matrix_user_{n}",
+        )
+    )
+
+
+async def _fresh_admission(pool: Pool, supplier: str, region: str, status: str) -> int:
+    supplier_id = await org_id(pool, supplier)
+    await pool.execute(
+        "update admissions set status = 'withdrawn' where supplier_id = $1 and region_code = $2 "
+        "and status in ('pending', 'approved')",
+        supplier_id,
+        region,
+    )
+    return int(
+        await pool.fetchval(
+            "insert into admissions (supplier_id, region_code, status, valid_from) "
+            "values ($1, $2, $3, case when $3 = 'approved' then current_date end) returning id",
+            supplier_id,
+            region,
+            status,
+        )
+    )
+
+
+async def _fresh_ban(pool: Pool, supplier: str, region: str) -> int:
+    return int(
+        await pool.fetchval(
+            "insert into bans (supplier_id, region_code, reason) values ($1, $2, '矩阵') returning id",
+            await org_id(pool, supplier),
+            region,
+        )
+    )
+
+
+def user_target(organisation: str, action: str = "", json: Any = None) -> Builder:
+    async def build(pool: Pool) -> Request:
+        user_id = await _fresh_user(pool, organisation)
+        method = "GET" if not action else ("PATCH" if action == "patch" else "POST")
+        suffix = "" if action in ("", "patch") else f"/{action}"
+        return Request(method, f"/api/v1/users/{user_id}{suffix}", json)
+
+    return build
+
+
+def org_target(organisation: str, method: str, suffix: str = "", json: Any = None) -> Builder:
+    async def build(pool: Pool) -> Request:
+        return Request(
+            method, f"/api/v1/organisations/{await org_id(pool, organisation)}{suffix}", json
+        )
+
+    return build
+
+
+def admission_target(
+    supplier: str, region: str, status: str, action: str, json: Any = None
+) -> Builder:
+    async def build(pool: Pool) -> Request:
+        admission_id = await _fresh_admission(pool, supplier, region, status)
+        if not action:
+            return Request("GET", f"/api/v1/admissions/{admission_id}")
+        return Request("POST", f"/api/v1/admissions/{admission_id}/{action}", json)
+
+    return build
+
+
+def ban_target(supplier: str, region: str, action: str = "") -> Builder:
+    async def build(pool: Pool) -> Request:
+        ban_id = await _fresh_ban(pool, supplier, region)
+        if not action:
+            return Request("GET", f"/api/v1/bans/{ban_id}")
+        return Request("POST", f"/api/v1/bans/{ban_id}/{action}", {"reason": "矩阵测试"})
+
+    return build
+
+
+def new_supplier(region: str) -> Builder:
+    async def build(pool: Pool) -> Request:
+        n = next(_serial)
+        body = {
+            "kind": "supplier",
+            "name": f"矩阵供应商{n}有限公司",
+            "region_code": region,
+            "uscc": demo_uscc(region, 9000 + n),
+        }
+        return Request("POST", "/api/v1/organisations", body)
+
+    return build
+
+
+def partnership_path(
+    suffix: str, method: str, json: Any = None, code: str = "neijiang-zigong"
+) -> Builder:
+    async def build(pool: Pool) -> Request:
+        return Request(
+            method, f"/api/v1/partnerships/{await _partnership(pool, code)}{suffix}", json
+        )
+
+    return build
+
+
+def leaving_member() -> Builder:
+    async def build(pool: Pool) -> Request:
+        pid = await _partnership(pool, "chengdu-chongqing")
+        region = await pool.fetchval(  # a county of Chengdu that is not a current member
+            "select code from regions where parent_code = '510100' and code not in "
+            "(select region_code from partnership_members where partnership_id = $1 and left_on is null) "
+            "order by code limit 1",
+            pid,
+        )
+        await pool.execute(
+            "insert into partnership_members (partnership_id, region_code, joined_on) "
+            "values ($1, $2, current_date) on conflict do nothing",
+            pid,
+            region,
+        )
+        return Request(
+            "POST", f"/api/v1/partnerships/{pid}/members/{region}/leave", {"left_on": "2099-01-01"}
+        )
+
+    return build
+
+
+def api_key_of(username: str) -> Builder:
+    async def build(pool: Pool) -> Request:
+        user = await pool.fetchrow(
+            "select id, organisation_id from users where username = $1", username
+        )
+        key_id = await pool.fetchval(
+            "insert into api_keys (prefix, secret_sha256, name, user_id, organisation_id, roles) "
+            "values ($1, decode(repeat('00', 32), 'hex'), 'matrix', $2, $3, '{agency_admin}') returning id",
+            f"m{next(_serial):07d}",
+            user["id"],
+            user["organisation_id"],
+        )
+        return Request("DELETE", f"/api/v1/api-keys/{key_id}")
+
+    return build
+
+
+def contact_of(organisation: str) -> Builder:
+    async def build(pool: Pool) -> Request:
+        oid = await org_id(pool, organisation)
+        contact = await pool.fetchval(
+            "insert into organisation_contacts (organisation_id, name, phone) values ($1, '张三', '0832-1234567') returning id",
+            oid,
+        )
+        return Request("DELETE", f"/api/v1/organisations/{oid}/contacts/{contact}")
+
+    return build
+
+
+def _with_params(inner: Builder, params: dict[str, str]) -> Builder:
+    async def build(pool: Pool) -> Request:
+        request = await inner(pool)
+        request.params = params
+        return request
+
+    return build
+
+
+# -- expectations -------------------------------------------------------------------------------
+
+ORG_ADMINS = {
+    "admin",
+    "nj_operator",
+    "zg_operator",
+    "nj_agency_admin",
+    "zg_agency_admin",
+    "nj_supplier_admin",
+    "zg_supplier_admin",
+}
+NJ_OVERSIGHT = {"nj_operator", "nj_auditor", "nz_auditor"}
+ZG_OVERSIGHT = {"zg_operator", "zg_auditor", "nz_auditor"}
+NJ_SUPPLIER_USERS = {"nj_supplier_admin", "nj_supplier_staff"}
+NJ_AGENCY_USERS = {"nj_buyer", "nj_agency_admin"}
+OTHER_THAN_ADMIN = set(ACTORS) - {"admin"}
+
+CASES: dict[str, Case] = {
+    "health": Case([Scenario("anyone", fixed("GET", "/health"), everyone())], public=True),
+    "ready": Case([Scenario("anyone", fixed("GET", "/ready"), everyone())], public=True),
+    "createToken": Case(
+        [
+            Scenario(
+                "anyone",
+                fixed(
+                    "POST",
+                    "/api/v1/auth/token",
+                    {"username": "nj_buyer", "password": DEMO_PASSWORD},
+                ),
+                everyone(),
+            )
+        ],
+        public=True,
+    ),
+    "listRegions": Case(
+        [Scenario("anyone", fixed("GET", "/api/v1/regions", params={"q": "内江"}), everyone())],
+        public=True,
+    ),
+    "getRegion": Case(
+        [Scenario("anyone", fixed("GET", "/api/v1/regions/511000"), everyone())], public=True
+    ),
+    "listRegionChildren": Case(
+        [Scenario("anyone", fixed("GET", "/api/v1/regions/510300/children"), everyone())],
+        public=True,
+    ),
+    "getMe": Case([Scenario("self", fixed("GET", "/api/v1/me"), everyone())]),
+    # API keys
+    "createApiKey": Case(
+        [
+            Scenario(
+                "own",
+                fixed("POST", "/api/v1/api-keys", {"name": "矩阵"}),
+                only(ORG_ADMINS, default=NO),
+            )
+        ]
+    ),
+    "listApiKeys": Case([Scenario("own", fixed("GET", "/api/v1/api-keys"), everyone())]),
+    "revokeApiKey": Case(
+        [
+            Scenario(
+                "NJ agency key",
+                api_key_of("nj_agency_admin"),
+                only({"admin", "nj_agency_admin"}, seen_by={"nj_buyer"}),
+            ),
+            Scenario(
+                "ZG agency key", api_key_of("zg_agency_admin"), only({"admin", "zg_agency_admin"})
+            ),
+        ]
+    ),
+    # users
+    "listUsers": Case(
+        [
+            Scenario(
+                "NJ agency",
+                org_target(NJ_AGENCY, "GET", "/users"),
+                only(NJ_AGENCY_USERS | {"admin"}),
+            ),
+            Scenario(
+                "ZG agency",
+                org_target(ZG_AGENCY, "GET", "/users"),
+                only({"zg_agency_admin", "admin"}),
+            ),
+        ]
+    ),
+    "createUser": Case(
+        [
+            Scenario(
+                "NJ agency",
+                org_target(
+                    NJ_AGENCY,
+                    "POST",
+                    "/users",
+                    {
+                        "username": "matrix_new",
+                        "display_name": "新用户",
+                        "password": "long-enough-pw",
+                        "roles": ["agency_buyer"],
+                    },
+                ),
+                only({"admin", "nj_agency_admin"}, seen_by={"nj_buyer"}),
+            ),
+            Scenario(
+                "ZG agency",
+                org_target(
+                    ZG_AGENCY,
+                    "POST",
+                    "/users",
+                    {
+                        "username": "matrix_zg",
+                        "display_name": "新用户",
+                        "password": "long-enough-pw",
+                        "roles": ["agency_buyer"],
+                    },
+                ),
+                only({"admin", "zg_agency_admin"}),
+            ),
+        ]
+    ),
+    "getUser": Case(
+        [
+            Scenario("NJ agency user", user_target(NJ_AGENCY), only(NJ_AGENCY_USERS | {"admin"})),
+            Scenario("ZG agency user", user_target(ZG_AGENCY), only({"zg_agency_admin", "admin"})),
+        ]
+    ),
+    "updateUser": Case(
+        [
+            Scenario(
+                "NJ agency user",
+                user_target(NJ_AGENCY, "patch", {"display_name": "改名"}),
+                only({"admin", "nj_agency_admin"}, seen_by={"nj_buyer"}),
+            ),
+            Scenario(
+                "ZG agency user",
+                user_target(ZG_AGENCY, "patch", {"display_name": "改名"}),
+                only({"admin", "zg_agency_admin"}),
+            ),
+        ]
+    ),
+    "deactivateUser": Case(
+        [
+            Scenario(
+                "NJ agency user",
+                user_target(NJ_AGENCY, "deactivate"),
+                only({"admin", "nj_agency_admin"}, seen_by={"nj_buyer"}),
+            ),
+        ]
+    ),
+    "reactivateUser": Case(
+        [
+            Scenario(
+                "NJ agency user",
+                user_target(NJ_AGENCY, "reactivate"),
+                only({"admin", "nj_agency_admin"}, seen_by={"nj_buyer"}),
+            ),
+        ]
+    ),
+    # organisations
+    "listOrganisations": Case(
+        [
+            Scenario(
+                "directory",
+                fixed("GET", "/api/v1/organisations", params={"region_code": "511000"}),
+                everyone(),
+            )
+        ]
+    ),
+    "getOrganisation": Case(
+        [Scenario("public profile", org_target(ZG_SUPPLIER, "GET"), everyone())]
+    ),
+    "createOrganisation": Case(
+        [
+            Scenario(
+                "in Neijiang", new_supplier("511000"), only({"admin", "nj_operator"}, default=NO)
+            ),
+            Scenario(
+                "in Zigong", new_supplier("510300"), only({"admin", "zg_operator"}, default=NO)
+            ),
+        ]
+    ),
+    "updateOrganisation": Case(
+        [
+            Scenario(
+                "NJ supplier",
+                org_target(NJ_SUPPLIER, "PATCH", json={"address": "内江市东兴区"}),
+                only({"admin", "nj_supplier_admin"}, default=NO),
+            ),
+        ]
+    ),
+    "listContacts": Case(
+        [
+            Scenario(
+                "NJ supplier",
+                org_target(NJ_SUPPLIER, "GET", "/contacts"),
+                only(NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
+    "addContact": Case(
+        [
+            Scenario(
+                "NJ supplier",
+                org_target(
+                    NJ_SUPPLIER, "POST", "/contacts", {"name": "李四", "phone": "0832-7654321"}
+                ),
+                only({"admin", "nj_supplier_admin"}, seen_by={"nj_supplier_staff"} | NJ_OVERSIGHT),
+            ),
+        ]
+    ),
+    "removeContact": Case(
+        [
+            Scenario(
+                "NJ supplier",
+                contact_of(NJ_SUPPLIER),
+                only({"admin", "nj_supplier_admin"}, seen_by={"nj_supplier_staff"} | NJ_OVERSIGHT),
+            ),
+        ]
+    ),
+    "listQualifications": Case(
+        [
+            Scenario(
+                "NJ supplier",
+                org_target(NJ_SUPPLIER, "GET", "/qualifications"),
+                only(NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+            Scenario(
+                "ZG supplier",
+                org_target(ZG_SUPPLIER, "GET", "/qualifications"),
+                only({"zg_supplier_admin", "admin"} | ZG_OVERSIGHT),
+            ),
+        ]
+    ),
+    "addQualification": Case(
+        [
+            Scenario(
+                "NJ supplier",
+                org_target(
+                    NJ_SUPPLIER,
+                    "POST",
+                    "/qualifications",
+                    {
+                        "kind": "营业执照",
+                        "number": "N1",
+                        "issuer": "内江市市场监督管理局",
+                        "valid_from": "2024-01-01",
+                    },
+                ),
+                only({"admin", "nj_supplier_admin"}, seen_by={"nj_supplier_staff"} | NJ_OVERSIGHT),
+            ),
+        ]
+    ),
+    "getSaleRight": Case(
+        [Scenario("any supplier", org_target(ZG_SUPPLIER, "GET", "/sale-right"), everyone())]
+    ),
+    # partnerships
+    "listPartnerships": Case([Scenario("all", fixed("GET", "/api/v1/partnerships"), everyone())]),
+    "getPartnership": Case([Scenario("one", partnership_path("", "GET"), everyone())]),
+    "createPartnership": Case(
+        [
+            Scenario(
+                "new",
+                fixed(
+                    "POST",
+                    "/api/v1/partnerships",
+                    {"code": "matrix", "name": "矩阵合作区", "effective_from": "2026-01-01"},
+                ),
+                only({"admin"}, default=NO),
+            )
+        ]
+    ),
+    "updatePartnership": Case(
+        [
+            Scenario(
+                "one",
+                partnership_path("", "PATCH", {"description": "更新"}),
+                only({"admin"}, default=NO),
+            )
+        ]
+    ),
+    "addPartnershipMember": Case(
+        [
+            Scenario(
+                "one",
+                partnership_path(
+                    "/members", "POST", {"region_code": "510500", "joined_on": "2026-01-01"}
+                ),
+                only({"admin"}, default=NO),
+            )
+        ]
+    ),
+    "endPartnershipMembership": Case(
+        [Scenario("one", leaving_member(), only({"admin"}, default=NO))]
+    ),
+    "setRecognition": Case(
+        [
+            Scenario(
+                "Neijiang's membership",
+                partnership_path(
+                    "/members/511000/recognition", "PUT", {"recognises_admissions": True}
+                ),
+                only({"nj_operator"}, default=NO),
+            ),
+            Scenario(
+                "Zigong's membership",
+                partnership_path(
+                    "/members/510300/recognition", "PUT", {"recognises_admissions": True}
+                ),
+                only({"zg_operator"}, default=NO),
+            ),
+        ]
+    ),
+    # admission
+    "listAdmissions": Case(
+        [Scenario("scoped list", fixed("GET", "/api/v1/admissions"), everyone())]
+    ),
+    "applyForAdmission": Case(
+        [
+            Scenario(
+                "to Luzhou",
+                fixed("POST", "/api/v1/admissions", {"region_code": "510500"}),
+                only({"nj_supplier_admin", "zg_supplier_admin"}, default=NO),
+            )
+        ]
+    ),
+    "getAdmission": Case(
+        [
+            Scenario(
+                "NJ supplier in NJ",
+                admission_target(NJ_SUPPLIER, "511002", "approved", ""),
+                only(NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+            Scenario(
+                "ZG supplier in ZG",
+                admission_target(ZG_SUPPLIER, "510302", "approved", ""),
+                only({"zg_supplier_admin", "admin"} | ZG_OVERSIGHT),
+            ),
+        ]
+    ),
+    "approveAdmission": Case(
+        [
+            Scenario(
+                "in NJ",
+                admission_target(NJ_SUPPLIER, "511002", "pending", "approve", {}),
+                only({"nj_operator"}, seen_by=NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+            Scenario(
+                "in ZG",
+                admission_target(ZG_SUPPLIER, "510302", "pending", "approve", {}),
+                only({"zg_operator"}, seen_by={"zg_supplier_admin", "admin"} | ZG_OVERSIGHT),
+            ),
+        ]
+    ),
+    "rejectAdmission": Case(
+        [
+            Scenario(
+                "in NJ",
+                admission_target(
+                    NJ_SUPPLIER, "511002", "pending", "reject", {"reason": "资料不全"}
+                ),
+                only({"nj_operator"}, seen_by=NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
+    "revokeAdmission": Case(
+        [
+            Scenario(
+                "in NJ",
+                admission_target(NJ_SUPPLIER, "511002", "approved", "revoke", {"reason": "违规"}),
+                only({"nj_operator"}, seen_by=NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
+    "withdrawAdmission": Case(
+        [
+            Scenario(
+                "own application",
+                admission_target(NJ_SUPPLIER, "511002", "pending", "withdraw"),
+                only({"nj_supplier_admin"}, seen_by={"nj_supplier_staff", "admin"} | NJ_OVERSIGHT),
+            ),
+        ]
+    ),
+    # bans
+    "listBans": Case([Scenario("scoped list", fixed("GET", "/api/v1/bans"), everyone())]),
+    "banSupplier": Case(
+        [
+            Scenario(
+                "in NJ", fixed("POST", "/api/v1/bans", None), only({"nj_operator"}, default=NO)
+            ),
+        ]
+    ),
+    "getBan": Case(
+        [
+            Scenario(
+                "NJ supplier banned in ZG",
+                ban_target(NJ_SUPPLIER, "510300"),
+                only(NJ_SUPPLIER_USERS | ZG_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
+    "liftBan": Case(
+        [
+            Scenario(
+                "NJ supplier banned in ZG",
+                ban_target(NJ_SUPPLIER, "510300", "lift"),
+                only(
+                    {"zg_operator"},
+                    seen_by=NJ_SUPPLIER_USERS | {"zg_auditor", "nz_auditor", "admin"},
+                ),
+            ),
+        ]
+    ),
+}
+
+
+def _ban_body() -> Builder:
+    async def build(pool: Pool) -> Request:
+        supplier = await org_id(pool, NJ_SUPPLIER)
+        return Request(
+            "POST",
+            "/api/v1/bans",
+            {"supplier_id": supplier, "region_code": "511000", "reason": "矩阵测试"},
+        )
+
+    return build
+
+
+CASES["banSupplier"].scenarios[0].build = _ban_body()
+CASES["getSaleRight"].scenarios[0].build = (
+    lambda inner: _with_params(inner, {"region_code": "511000"})
+)(org_target(ZG_SUPPLIER, "GET", "/sale-right"))
+
+
+def _operations(app: Litestar) -> set[str]:
+    found = set()
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            if route.path.startswith("/schema") or handler.operation_id is None:
+                continue
+            found.add(str(handler.operation_id))
+    return found
+
+
+def test_every_route_is_in_the_matrix(tmp_path: Path) -> None:
+    app = create_app(load_settings({"EMALL_JWT_SECRET": JWT_SECRET}, cwd=tmp_path))
+    operations = _operations(app)
+    assert operations - CASES.keys() == set(), "routes missing from the authorisation matrix"
+    assert CASES.keys() - operations == set(), "matrix entries for routes that no longer exist"
+
+
+def _classify(status: int) -> str:
+    return {403: NO, 404: HIDDEN}.get(status, OK if status not in (401,) else "unauthenticated")
+
+
+async def _call(
+    client: AsyncTestClient[Litestar], request: Request, headers: dict[str, str]
+) -> int:
+    response = await client.request(
+        request.method, request.path, json=request.json, params=request.params, headers=headers
+    )
+    assert response.status_code < 500, (
+        f"{request.method} {request.path}: {response.status_code} {response.text}"
+    )
+    if response.status_code >= 400:
+        assert response.headers["content-type"].startswith("application/problem+json")
+    return response.status_code
+
+
+@pytest.mark.parametrize("operation", sorted(CASES))
+async def test_matrix(operation: str, client: AsyncTestClient[Litestar], pool: Pool) -> None:
+    case = CASES[operation]
+    tokens = {actor: await token_for(pool, actor) for actor in ACTORS}
+    failures: list[str] = []
+    for scenario in case.scenarios:
+        anonymous = await _call(client, await scenario.build(pool), {})
+        if case.public:
+            assert anonymous != 401, f"{operation} is public but refused an anonymous call"
+        elif anonymous != 401:
+            failures.append(f"{scenario.name}: anonymous got {anonymous}, expected 401")
+        # refusals first, so that an allowed change cannot alter a later refusal's answer
+        for actor in sorted(ACTORS, key=lambda a: scenario.expect[a] == OK):
+            request = await scenario.build(pool)
+            status = await _call(client, request, tokens[actor])
+            got = _classify(status)
+            if got != scenario.expect[actor]:
+                failures.append(
+                    f"{scenario.name}: {actor} got {status} ({got}), expected {scenario.expect[actor]}"
+                )
+    assert not failures, f"{operation}:\n  " + "\n  ".join(failures)
+
+
+def test_matrix_expectations_name_every_actor() -> None:
+    for operation, case in CASES.items():
+        for scenario in case.scenarios:
+            assert set(scenario.expect) == set(ACTORS), (operation, scenario.name)
+            assert re.fullmatch(r"[a-zA-Z]+", operation)
