@@ -19,7 +19,15 @@ from api.cli import EmallCLIPlugin
 from api.problems import EXCEPTION_HANDLERS
 from api.request_id import RequestIdMiddleware
 from api.routes.admission import AdmissionController, BanController
+from api.routes.categories import CategoryController, TemplateController
 from api.routes.identity import ApiKeyController, AuthController, MeController
+from api.routes.imports import ImportController
+from api.routes.listings import (
+    OfferController,
+    OfferHistoryController,
+    PriceController,
+    ProductController,
+)
 from api.routes.organisations import OrganisationController
 from api.routes.partnerships import PartnershipController
 from api.routes.regions import RegionController
@@ -112,6 +120,13 @@ def create_app(
             OrganisationController,
             AdmissionController,
             BanController,
+            ImportController,
+            ProductController,
+            OfferController,
+            OfferHistoryController,
+            PriceController,
+            CategoryController,
+            TemplateController,
         ],
     )
     return Litestar(

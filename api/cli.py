@@ -5,6 +5,7 @@
     emall db status        list migrations and their state
     emall seed demo        load the Neijiang–Zigong demo data
     emall worker           run the outbox worker alone
+    emall catalogue import FILE --supplier ID|USCC   bulk-import a supplier's offers
 
 When DATABASE_URL / MEILI_URL are unset, the embedded PostgreSQL and a Meilisearch child process
 are started under EMALL_STATE_DIR (./.emall) and stopped again on exit.
@@ -22,6 +23,8 @@ from typing import TYPE_CHECKING
 
 import click
 from litestar.plugins import CLIPluginProtocol
+
+from api.cli_catalogue import catalogue_group
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -88,7 +91,10 @@ async def _seed(dsn: str) -> str:
         report = await seed_demo(pool)
     finally:
         await pool.close()
-    return f"demo seed: {report.organisations_created} organisations, {report.users_created} users created"
+    return (
+        f"demo seed: {report.organisations_created} organisations, {report.users_created} users "
+        f"created, {report.offers_listed} offers listed"
+    )
 
 
 @click.command(name="serve")
@@ -205,7 +211,7 @@ def worker_command() -> None:
 
 class EmallCLIPlugin(CLIPluginProtocol):
     def on_cli_init(self, cli: click.Group) -> None:
-        for command in (serve_command, db_group, seed_group, worker_command):
+        for command in (serve_command, db_group, seed_group, worker_command, catalogue_group):
             cli.add_command(command)
 
 

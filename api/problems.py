@@ -27,6 +27,8 @@ from emall.errors import (
     NotAuthenticated,
     NotFound,
     PermissionDenied,
+    PreconditionFailed,
+    PreconditionRequired,
     TooManyAttempts,
     Unavailable,
     ValidationFailed,
@@ -48,6 +50,8 @@ class Problem(msgspec.Struct, omit_defaults=True, kw_only=True):
     request_id: str | None = None
     errors: list[FieldError] | None = None
     current_state: str | None = None
+    existing_id: int | None = None
+    current_etag: str | None = None
     components: list[str] | None = None
 
 
@@ -57,6 +61,8 @@ _STATUS: dict[type[EmallError], tuple[int, str]] = {
     PermissionDenied: (403, "无权操作 (permission denied)"),
     NotFound: (404, "未找到 (not found)"),
     Conflict: (409, "状态冲突 (conflict)"),
+    PreconditionFailed: (412, "数据已被修改 (precondition failed)"),
+    PreconditionRequired: (428, "需要 If-Match (precondition required)"),
     TooManyAttempts: (429, "请求过多 (too many attempts)"),
     Unavailable: (503, "服务暂不可用 (service unavailable)"),
 }
@@ -123,6 +129,11 @@ def _emall_error(request: Request[Any, Any, Any], exc: EmallError) -> Response[P
         extra["errors"] = exc.errors
     if isinstance(exc, Conflict) and exc.current_state is not None:
         extra["current_state"] = exc.current_state
+    if isinstance(exc, Conflict) and exc.existing_id is not None:
+        extra["existing_id"] = exc.existing_id
+    if isinstance(exc, PreconditionFailed):
+        extra["current_etag"] = exc.current_etag
+        headers["ETag"] = exc.current_etag
     if isinstance(exc, Unavailable) and exc.components:
         extra["components"] = exc.components
     if isinstance(exc, TooManyAttempts):
@@ -156,13 +167,13 @@ def _field_errors(exc: ValidationException) -> list[FieldError]:
         match = _MSGSPEC_PATH.match(message)
         reason = match["reason"] if match else message
         path = (match["path"] if match and match["path"] else "").lstrip(".")
+        if not path and key and key != "data":
+            path = str(key)  # Litestar may move msgspec's path into the key
         named = _NAMED_FIELD.search(reason)  # "Object missing required field `reason`"
         if named:
             field = f"{path}.{named['name']}" if path else named["name"]
         elif path:
             field = path
-        elif key and key != "data":
-            field = str(key)
         else:
             field = "body"
         source = item.get("source")
@@ -268,7 +279,9 @@ _DESCRIPTIONS = {
     403: "无权操作 (the principal may not do this)",
     404: "未找到，或无权查看 (not found, or not visible to this principal)",
     409: "与当前状态冲突 (conflicts with the current state)",
+    412: "If-Match 与当前版本不符，请重新读取 (stale: the ETag no longer matches)",
     422: "幂等键已用于不同的请求 (idempotency key reused with a different body)",
+    428: "需要 If-Match 头 (If-Match is required)",
     429: "请求过多，见 Retry-After (throttled; see Retry-After)",
     503: "依赖的服务不可用 (a component is unavailable)",
 }

@@ -255,6 +255,103 @@ def api_key_of(username: str) -> Builder:
     return build
 
 
+async def _fresh_offer(pool: Pool, status: str) -> int:
+    """An offer of the Neijiang supplier in ``status``, reviewed in Neijiang, delivering to both cities."""
+    n = next(_serial)
+    supplier = await org_id(pool, NJ_SUPPLIER)
+    product = await pool.fetchval(
+        "insert into products (category_code, brand, model, title) values ('A02010104', '矩阵', $1, '矩阵商品') returning id",
+        f"M{n}",
+    )
+    offer = await pool.fetchval(
+        """
+        insert into offers (product_id, supplier_id, supplier_sku, status, price_fen, reference_price_fen,
+                            reference_source_url, reference_date, review_region_code, stock)
+        values ($1, $2, $3, $4, 100000, 120000, 'https://example.cn', '2026-01-01',
+                case when $4 = 'draft' then null else '511000' end, 5)
+        returning id
+        """,
+        product,
+        supplier,
+        f"MX-{n}",
+        status,
+    )
+    await pool.execute(
+        "insert into offer_delivery (offer_id, region_code, delivery_days) values ($1, '511000', 2), ($1, '510300', 3)",
+        offer,
+    )
+    await pool.execute(
+        "insert into offer_price_history (offer_id, price_fen, reference_price_fen) values ($1, 100000, 120000)",
+        offer,
+    )
+    return int(offer)
+
+
+def offer_target(status: str, method: str, suffix: str = "", json: Any = None) -> Builder:
+    async def build(pool: Pool) -> Request:
+        return Request(method, f"/api/v1/offers/{await _fresh_offer(pool, status)}{suffix}", json)
+
+    return build
+
+
+def new_product() -> Builder:
+    async def build(pool: Pool) -> Request:
+        body = {
+            "category_code": "A02010104",
+            "brand": "矩阵",
+            "model": f"P{next(_serial)}",
+            "title": "矩阵新商品",
+        }
+        return Request("POST", "/api/v1/products", body)
+
+    return build
+
+
+def new_offer() -> Builder:
+    async def build(pool: Pool) -> Request:
+        n = next(_serial)
+        product = await pool.fetchval(
+            "insert into products (category_code, brand, model, title) values ('A02010104', '矩阵', $1, '矩阵商品') returning id",
+            f"O{n}",
+        )
+        body = {
+            "product_id": product,
+            "supplier_sku": f"NEW-{n}",
+            "price_fen": 1000,
+            "reference_price_fen": 1200,
+            "reference_source_url": "https://example.cn",
+            "reference_date": "2026-01-01",
+            "stock": 1,
+            "delivery": [{"region_code": "511000", "delivery_days": 2}],
+        }
+        return Request("POST", "/api/v1/offers", body)
+
+    return build
+
+
+def product_target() -> Builder:
+    async def build(pool: Pool) -> Request:
+        product = await pool.fetchval(
+            "insert into products (category_code, brand, model, title) values ('A02010104', '矩阵', $1, '矩阵商品') returning id",
+            f"G{next(_serial)}",
+        )
+        return Request("GET", f"/api/v1/products/{product}")
+
+    return build
+
+
+def flag_target() -> Builder:
+    async def build(pool: Pool) -> Request:
+        offer = await _fresh_offer(pool, "listed")
+        flag = await pool.fetchval(
+            "insert into offer_flags (offer_id, kind, region_code) values ($1, 'price_above_peers', '511000') returning id",
+            offer,
+        )
+        return Request("POST", f"/api/v1/prices/flags/{flag}/resolve", {"resolution": "矩阵处理"})
+
+    return build
+
+
 def contact_of(organisation: str) -> Builder:
     async def build(pool: Pool) -> Request:
         oid = await org_id(pool, organisation)
@@ -267,11 +364,58 @@ def contact_of(organisation: str) -> Builder:
     return build
 
 
+def template_of(code: str) -> Builder:
+    async def build(pool: Pool) -> Request:
+        await pool.execute(
+            "insert into attribute_templates (category_code, attributes) values ($1, $2) "
+            "on conflict do nothing",
+            code,
+            [{"key": "cpu", "name": "CPU 型号", "type": "text", "required": True}],
+        )
+        return Request("GET", f"/api/v1/categories/{code}/template")
+
+    return build
+
+
 def _with_params(inner: Builder, params: dict[str, str]) -> Builder:
     async def build(pool: Pool) -> Request:
         request = await inner(pool)
         request.params = params
         return request
+
+    return build
+
+
+def import_upload() -> Builder:
+    """A one-row JSON Lines file (JSON body): each supplier imports into its own catalogue."""
+
+    async def build(pool: Pool) -> Request:
+        row = {
+            "supplier_sku": f"IMP-{next(_serial)}",
+            "category_code": "A02010104",
+            "brand": "矩阵",
+            "model": "导入型号",
+            "title": "矩阵导入商品",
+            "price_fen": 1000,
+            "reference_price_fen": 1200,
+            "reference_source_url": "https://example.cn",
+            "reference_date": "2026-01-01",
+            "stock": 1,
+            "delivery": [{"region_code": "511000", "delivery_days": 2}],
+        }
+        return Request("POST", "/api/v1/imports", row, {"format": "jsonl"})
+
+    return build
+
+
+def import_job_of(supplier: str) -> Builder:
+    async def build(pool: Pool) -> Request:
+        job = await pool.fetchval(
+            "insert into import_jobs (supplier_id, format, sha256) values ($1, 'jsonl', $2) returning id",
+            await org_id(pool, supplier),
+            "0" * 64,
+        )
+        return Request("GET", f"/api/v1/imports/{job}")
 
     return build
 
@@ -290,6 +434,7 @@ ORG_ADMINS = {
 NJ_OVERSIGHT = {"nj_operator", "nj_auditor", "nz_auditor"}
 ZG_OVERSIGHT = {"zg_operator", "zg_auditor", "nz_auditor"}
 NJ_SUPPLIER_USERS = {"nj_supplier_admin", "nj_supplier_staff"}
+SUPPLIER_USERS = NJ_SUPPLIER_USERS | {"zg_supplier_admin"}
 NJ_AGENCY_USERS = {"nj_buyer", "nj_agency_admin"}
 OTHER_THAN_ADMIN = set(ACTORS) - {"admin"}
 
@@ -657,6 +802,125 @@ CASES: dict[str, Case] = {
         ]
     ),
     # bans
+    # products, offers, the listing workflow and prices
+    "listProducts": Case([Scenario("all", fixed("GET", "/api/v1/products"), everyone())]),
+    "getProduct": Case([Scenario("one", product_target(), everyone())]),
+    "createProduct": Case([Scenario("new", new_product(), only(SUPPLIER_USERS, default=NO))]),
+    "listOffers": Case([Scenario("scoped list", fixed("GET", "/api/v1/offers"), everyone())]),
+    "createOffer": Case([Scenario("new", new_offer(), only(SUPPLIER_USERS, default=NO))]),
+    "getOffer": Case(
+        [
+            Scenario(
+                "NJ draft",
+                offer_target("draft", "GET"),
+                only(NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+            Scenario(
+                "NJ listed, delivering to both cities", offer_target("listed", "GET"), everyone()
+            ),
+        ]
+    ),
+    "updateOffer": Case(
+        [
+            Scenario(
+                "NJ draft",
+                offer_target("draft", "PATCH", json={"stock": 3}),
+                only(NJ_SUPPLIER_USERS, seen_by=NJ_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
+    "submitOffer": Case(
+        [
+            Scenario(
+                "NJ draft",
+                offer_target("draft", "POST", "/submit"),
+                only(NJ_SUPPLIER_USERS, seen_by=NJ_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
+    "approveOffer": Case(
+        [
+            Scenario(
+                "submitted in NJ",
+                offer_target("submitted", "POST", "/approve"),
+                only(
+                    {"nj_operator"},
+                    seen_by=NJ_SUPPLIER_USERS | {"nj_auditor", "nz_auditor", "admin"},
+                ),
+            ),
+        ]
+    ),
+    "rejectOffer": Case(
+        [
+            Scenario(
+                "submitted in NJ",
+                offer_target("submitted", "POST", "/reject", {"reason": "矩阵驳回"}),
+                only(
+                    {"nj_operator"},
+                    seen_by=NJ_SUPPLIER_USERS | {"nj_auditor", "nz_auditor", "admin"},
+                ),
+            ),
+        ]
+    ),
+    "delistOffer": Case(
+        [
+            Scenario(
+                "listed in NJ",
+                offer_target("listed", "POST", "/delist", {"reason": "矩阵下架"}),
+                only(NJ_SUPPLIER_USERS | {"nj_operator"}, default=NO),
+            ),
+        ]
+    ),
+    "getOfferPriceHistory": Case(
+        [
+            Scenario(
+                "NJ draft",
+                offer_target("draft", "GET", "/price-history"),
+                only(NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
+    "getOfferAuditTrail": Case(
+        [
+            Scenario(
+                "NJ listed",
+                offer_target("listed", "GET", "/audit"),
+                only(NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
+    "getPriceStats": Case(
+        [Scenario("a category", fixed("GET", "/api/v1/prices/stats/A02010105"), everyone())]
+    ),
+    "getPriceRule": Case(
+        [Scenario("a region", fixed("GET", "/api/v1/prices/rules/511000"), everyone())]
+    ),
+    "putPriceRule": Case(
+        [
+            Scenario(
+                "Neijiang",
+                fixed("PUT", "/api/v1/prices/rules/511000", {"max_rise_bp": 1000}),
+                only({"nj_operator"}, default=NO),
+            ),
+            Scenario(
+                "Zigong",
+                fixed("PUT", "/api/v1/prices/rules/510300", {"max_rise_bp": 1000}),
+                only({"zg_operator"}, default=NO),
+            ),
+        ]
+    ),
+    "listPriceFlags": Case(
+        [Scenario("scoped queue", fixed("GET", "/api/v1/prices/flags"), everyone())]
+    ),
+    "resolvePriceFlag": Case(
+        [
+            Scenario(
+                "NJ flag",
+                flag_target(),
+                only({"nj_operator"}, seen_by={"nj_auditor", "nz_auditor", "admin"}),
+            ),
+        ]
+    ),
     "listBans": Case([Scenario("scoped list", fixed("GET", "/api/v1/bans"), everyone())]),
     "banSupplier": Case(
         [
@@ -683,6 +947,77 @@ CASES: dict[str, Case] = {
                     {"zg_operator"},
                     seen_by=NJ_SUPPLIER_USERS | {"zg_auditor", "nz_auditor", "admin"},
                 ),
+            ),
+        ]
+    ),
+    # categories and attribute templates
+    "listCategories": Case(
+        [
+            Scenario(
+                "anyone", fixed("GET", "/api/v1/categories", params={"q": "计算机"}), everyone()
+            )
+        ],
+        public=True,
+    ),
+    "getCategoryTree": Case(
+        [
+            Scenario(
+                "anyone",
+                fixed("GET", "/api/v1/categories/tree", params={"root": "A02010000"}),
+                everyone(),
+            )
+        ],
+        public=True,
+    ),
+    "getCategory": Case(
+        [Scenario("anyone", fixed("GET", "/api/v1/categories/A02010105"), everyone())],
+        public=True,
+    ),
+    "listCategoryChildren": Case(
+        [Scenario("anyone", fixed("GET", "/api/v1/categories/A02010100/children"), everyone())],
+        public=True,
+    ),
+    "getAttributeTemplate": Case(
+        [Scenario("anyone", template_of("A02010104"), everyone())], public=True
+    ),
+    "listAttributeTemplates": Case(
+        [Scenario("anyone", fixed("GET", "/api/v1/templates"), everyone())], public=True
+    ),
+    "putAttributeTemplate": Case(
+        [
+            Scenario(
+                "desktop computers",
+                fixed(
+                    "PUT",
+                    "/api/v1/categories/A02010105/template",
+                    {"attributes": [{"key": "cpu", "name": "CPU 型号", "type": "text"}]},
+                ),
+                only({"admin", "nj_operator", "zg_operator"}, default=NO),
+            )
+        ]
+    ),
+    # bulk import
+    "createImportJob": Case(
+        [
+            Scenario(
+                "own supplier",
+                import_upload(),
+                only(NJ_SUPPLIER_USERS | {"zg_supplier_admin"}, default=NO),
+            )
+        ]
+    ),
+    "listImportJobs": Case([Scenario("own", fixed("GET", "/api/v1/imports"), everyone())]),
+    "getImportJob": Case(
+        [
+            Scenario(
+                "NJ supplier's job",
+                import_job_of(NJ_SUPPLIER),
+                only(NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+            Scenario(
+                "ZG supplier's job",
+                import_job_of(ZG_SUPPLIER),
+                only({"zg_supplier_admin", "admin"} | ZG_OVERSIGHT),
             ),
         ]
     ),

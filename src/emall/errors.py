@@ -72,9 +72,28 @@ class Conflict(EmallError):
 
     code = "conflict"
 
-    def __init__(self, message: str, *, current_state: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, current_state: str | None = None, existing_id: int | None = None
+    ) -> None:
         self.current_state = current_state
+        self.existing_id = existing_id  # e.g. the product a likely duplicate should use instead
         super().__init__(message)
+
+
+class PreconditionFailed(EmallError):
+    """The client's If-Match names a version that is no longer current (a stale update)."""
+
+    code = "precondition_failed"
+
+    def __init__(self, message: str, *, current_etag: str) -> None:
+        self.current_etag = current_etag
+        super().__init__(message)
+
+
+class PreconditionRequired(EmallError):
+    """The change needs If-Match, so that it cannot overwrite someone else's change unseen."""
+
+    code = "precondition_required"
 
 
 class TooManyAttempts(EmallError):

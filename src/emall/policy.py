@@ -72,6 +72,12 @@ RULES: dict[str, Rule] = {
     ),
     # reference data and the public directory
     "region.read": _rule(None, "anyone", ""),
+    "category.read": _rule(None, "anyone", ""),
+    "template.manage": _rule(
+        (R.OPERATOR, R.PLATFORM_ADMIN),
+        "anyone",
+        "只有交易中心可以维护参数模板 (only operators maintain attribute templates)",
+    ),
     "partnership.read": _rule(None, "anyone", ""),
     "partnership.manage": _rule(
         (R.PLATFORM_ADMIN,),
@@ -119,6 +125,47 @@ RULES: dict[str, Rule] = {
         "只有该地区的交易中心可以禁入供应商 (only the region's operator bans suppliers)",
     ),
     "sale_right.read": _rule(None, "anyone", ""),
+    # the shared catalogue and the listing workflow
+    "product.read": _rule(None, "anyone", ""),
+    "product.create": _rule(
+        (R.SUPPLIER_ADMIN, R.SUPPLIER_STAFF),
+        "anyone",
+        "只有供应商可以创建商品 (only suppliers create products)",
+    ),
+    "offer.read": _rule(None, "own_org_or_region_scope", ""),
+    "offer.manage": _rule(
+        (R.SUPPLIER_ADMIN, R.SUPPLIER_STAFF),
+        "own_org",
+        "只有本供应商可以维护报价 (only the supplier maintains its offers)",
+    ),
+    "offer.review": _rule(
+        (R.OPERATOR,),
+        "region_scope",
+        "只有审核地区的交易中心可以审核上架 (only the reviewing region's operator reviews listings)",
+    ),
+    "offer.delist": _rule(
+        (R.SUPPLIER_ADMIN, R.SUPPLIER_STAFF, R.OPERATOR),
+        "own_org_or_region_scope",
+        "只有供应商或审核地区的交易中心可以下架 (only the supplier or the reviewing operator delists)",
+    ),
+    "price_rule.read": _rule(None, "anyone", ""),
+    "price_rule.manage": _rule(
+        (R.OPERATOR,),
+        "region_scope",
+        "只有该地区的交易中心可以设置价格规则 (only the region's operator sets price rules)",
+    ),
+    "flag.read": _rule(None, "region_scope", ""),
+    "flag.resolve": _rule(
+        (R.OPERATOR,),
+        "region_scope",
+        "只有该地区的交易中心可以处理价格预警 (only the region's operator resolves flags)",
+    ),
+    "import.manage": _rule(
+        (R.SUPPLIER_ADMIN, R.SUPPLIER_STAFF),
+        "own_org",
+        "只有本供应商可以导入报价 (only the supplier imports its offers)",
+    ),
+    "import.read": _rule(None, "own_org_or_region_scope", ""),
 }
 
 
@@ -166,6 +213,8 @@ def authorize(principal: Principal, action: str, resource: Resource | None = Non
         raise PermissionDenied(rule.message or f"无权操作 (not allowed): {action}")
     if principal.has_role(R.PLATFORM_ADMIN):
         return  # the platform admin acts wherever a rule names it (or names no role)
+    if resource is not None and resource.public and action.endswith(".read"):
+        return  # reading what is public (a listed offer a buyer may buy, a public profile)
     if not _where_holds(principal, rule, resource):
         raise PermissionDenied(rule.message or f"无权操作 (not allowed): {action}")
     if (
@@ -193,4 +242,8 @@ RESOURCE_NAMES = {
     "partnership": "合作区域",
     "partnership_member": "合作区域成员",
     "region": "行政区划",
+    "product": "商品",
+    "offer": "报价",
+    "flag": "价格预警",
+    "import_job": "导入任务",
 }

@@ -146,6 +146,18 @@ USERS = (
     DemoUser("nj_supplier_staff", "川南数码业务员", "nj_supplier_1", ("supplier_staff",)),
     DemoUser("zg_supplier_admin", "盐都办公管理员", "zg_supplier_1", ("supplier_admin",)),
     DemoUser("zg_supplier_staff", "盐都办公业务员", "zg_supplier_1", ("supplier_staff",)),
+    # an admin for every other demo supplier (nj_supplier_2 → nj_s2_admin), so that each can
+    # upload its catalogue
+    *(
+        DemoUser(
+            f"{city}_s{n}_admin",
+            f"{city.upper()}供应商{n}管理员",
+            f"{city}_supplier_{n}",
+            ("supplier_admin",),
+        )
+        for city in ("nj", "zg")
+        for n in range(2, 11)
+    ),
 )
 
 # (supplier key, region, status); approvals are decided by that region's operator.
@@ -169,6 +181,7 @@ OPERATOR_OF = {NEIJIANG: "nj_operator", ZIGONG: "zg_operator"}
 class SeedReport:
     organisations_created: int
     users_created: int
+    offers_listed: int = 0
 
 
 async def _organisations(conn: Connection) -> tuple[dict[str, int], int]:
@@ -312,7 +325,18 @@ async def _admissions(conn: Connection, org_ids: dict[str, int]) -> None:
             )
 
 
-async def seed_demo(pool: Pool) -> SeedReport:
+async def seed_demo(pool: Pool, *, catalogue_size: int | None = None) -> SeedReport:
+    """Seed the demo; ``catalogue_size`` offers of the demo catalogue (default: the demo size)."""
+    report = await _seed_organisations_and_users(pool)
+    from emall.seed.demo_catalogue import DEMO_CATALOGUE_SIZE, seed_demo_catalogue
+
+    listed = await seed_demo_catalogue(
+        pool, DEMO_CATALOGUE_SIZE if catalogue_size is None else catalogue_size
+    )
+    return SeedReport(report.organisations_created, report.users_created, listed)
+
+
+async def _seed_organisations_and_users(pool: Pool) -> SeedReport:
     existing_users = {
         r["username"]
         for r in await pool.fetch(
@@ -320,12 +344,11 @@ async def seed_demo(pool: Pool) -> SeedReport:
             [u.username for u in USERS],
         )
     }
-    # Hash before the transaction: each hash takes ~0.1 s and must not hold a connection open.
-    hashes = {
-        u.username: await hash_password(DEMO_PASSWORD)
-        for u in USERS
-        if u.username not in existing_users
-    }
+    # Hash before the transaction (~0.1 s) so that it holds no connection. Every demo user has
+    # the same published password, so one hash serves them all (demo data only).
+    missing = [u.username for u in USERS if u.username not in existing_users]
+    shared = await hash_password(DEMO_PASSWORD) if missing else ""
+    hashes = dict.fromkeys(missing, shared)
     users_created = 0
     async with pool.acquire() as conn, conn.transaction():
         org_ids, orgs_created = await _organisations(conn)

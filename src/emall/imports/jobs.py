@@ -1,0 +1,331 @@
+"""Import jobs: a supplier uploads a file of offers; the job checks and saves it.
+
+``create_job`` checks the file as a whole (format, UTF-8, size, header, row limit) and records
+a ``queued`` job; ``run_job`` then checks every row, saves the valid ones in one transaction
+and records the counts and the first 1,000 row errors. While rows are checked the job's
+``processed_rows`` is written every 1,000 rows in its own short transaction, so that a status
+poll sees progress. An unexpected error fails the job (``failure``) and saves nothing.
+
+A job is its supplier's: it is visible to the supplier's users and to the operators and
+auditors who oversee the supplier's region; to anyone else it does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from emall.audit import record_event
+from emall.db.pool import Connection, Pool
+from emall.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from emall.identity.models import OrganisationKind, Principal, Role
+from emall.imports.models import (
+    MAX_FILENAME_LENGTH,
+    MAX_STORED_ERRORS,
+    ImportJobRead,
+    RowError,
+)
+from emall.imports.parse import ParseError, count_rows, parse_rows
+from emall.imports.save import save_rows
+from emall.imports.validate import FileChecker, load_reference
+from emall.listings.models import OfferRow
+from emall.pagination import Page, page_args, page_of
+from emall.policy import Resource, authorize
+
+log = logging.getLogger("emall.imports")
+
+PROGRESS_EVERY = 1_000
+Progress = Callable[[int, int], None]
+
+_COLUMNS = """j.id, j.supplier_id, j.status, j.format, j.filename, j.sha256, j.total_rows,
+              j.processed_rows, j.created_rows, j.updated_rows, j.unchanged_rows, j.error_rows,
+              j.errors, j.failure, j.created_at, j.started_at, j.finished_at"""
+
+
+def _read(row: asyncpg.Record) -> ImportJobRead:
+    values = dict(row)
+    values.pop("chain", None)
+    values["errors"] = msgspec.convert(values["errors"], list[RowError])
+    return ImportJobRead(**values)
+
+
+def _own_supplier(principal: Principal) -> Resource:
+    return Resource(
+        "organisation", principal.organisation_id, organisation_id=principal.organisation_id
+    )
+
+
+def _clean_filename(filename: str | None) -> str:
+    name = (filename or "").strip()
+    if len(name) > MAX_FILENAME_LENGTH:
+        raise ValidationFailed.single(
+            "filename",
+            f"文件名不能超过 {MAX_FILENAME_LENGTH} 个字符 "
+            f"(filename must be at most {MAX_FILENAME_LENGTH} characters)",
+        )
+    return name
+
+
+async def create_job(
+    conn: Connection,
+    principal: Principal,
+    *,
+    fmt: str,
+    filename: str | None,
+    content: bytes,
+) -> ImportJobRead:
+    """Check the file as a whole and record a queued job for the principal's supplier.
+
+    ``ValidationFailed`` naming ``format``, ``filename`` or ``file`` (not UTF-8, over 50 MB or
+    200,000 rows, an unknown or missing CSV column, no data rows). Run it with ``run_job``.
+    """
+    authorize(principal, "import.manage", _own_supplier(principal))
+    if principal.organisation_kind != OrganisationKind.SUPPLIER:
+        raise PermissionDenied("只有供应商可以导入报价 (only suppliers import offers)")
+    name = _clean_filename(filename)
+    # Decoding and counting a large file takes a moment: keep the event loop free meanwhile.
+    total = await asyncio.to_thread(count_rows, fmt, content)
+    row = await conn.fetchrow(
+        f"""
+        insert into import_jobs as j (supplier_id, created_by, format, filename, sha256, total_rows)
+        values ($1, $2, $3, $4, $5, $6)
+        returning {_COLUMNS}
+        """,
+        principal.organisation_id,
+        principal.user_id,
+        fmt,
+        name,
+        hashlib.sha256(content).hexdigest(),
+        total,
+    )
+    assert row is not None
+    return _read(row)
+
+
+async def get_job(conn: Connection | Pool, principal: Principal, job_id: int) -> ImportJobRead:
+    """A job with its counts and errors; NotFound for another supplier's job."""
+    row = await conn.fetchrow(
+        f"""
+        select {_COLUMNS}, region_chain(o.region_code) as chain
+        from import_jobs j join organisations o on o.id = j.supplier_id
+        where j.id = $1
+        """,
+        job_id,
+    )
+    if row is None:
+        raise NotFound("导入任务", job_id)
+    authorize(
+        principal,
+        "import.read",
+        Resource(
+            "import_job",
+            job_id,
+            organisation_id=row["supplier_id"],
+            region_chain=tuple(row["chain"]),
+        ),
+    )
+    return _read(row)
+
+
+async def list_jobs(
+    conn: Connection | Pool,
+    principal: Principal,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[ImportJobRead]:
+    """The jobs of the principal's own organisation, newest first (empty for non-suppliers)."""
+    authorize(principal, "import.read")
+    after = page_args(cursor, limit, int)
+    rows = await conn.fetch(
+        f"""
+        select {_COLUMNS} from import_jobs j
+        where j.supplier_id = $1 and ($2::bigint is null or j.id < $2)
+        order by j.id desc
+        limit $3
+        """,
+        principal.organisation_id,
+        after[0] if after else None,
+        limit + 1,
+    )
+    return page_of([_read(r) for r in rows], limit, lambda j: (j.id,))
+
+
+async def _fetch(conn: Connection | Pool, job_id: int) -> ImportJobRead:
+    row = await conn.fetchrow(f"select {_COLUMNS} from import_jobs j where j.id = $1", job_id)
+    if row is None:
+        raise NotFound("导入任务", job_id)
+    return _read(row)
+
+
+async def _actor(conn: Connection | Pool, user_id: int, supplier_id: int) -> Principal:
+    """Who the job acts for (its creator), as audit events name them."""
+    row = await conn.fetchrow(
+        """
+        select u.id as user_id, u.username, u.roles, o.id as organisation_id, o.kind,
+               o.name as organisation_name, o.region_code
+        from users u, organisations o
+        where u.id = $1 and o.id = $2
+        """,
+        user_id,
+        supplier_id,
+    )
+    if row is None:
+        raise NotFound("用户", user_id)
+    return Principal(
+        user_id=row["user_id"],
+        username=row["username"],
+        organisation_id=row["organisation_id"],
+        organisation_kind=OrganisationKind(row["kind"]),
+        organisation_name=row["organisation_name"],
+        region_code=row["region_code"],
+        roles=frozenset(Role(r) for r in row["roles"]),
+    )
+
+
+async def run_job(
+    pool: Pool,
+    job_id: int,
+    content: bytes,
+    *,
+    progress: Progress | None = None,
+) -> ImportJobRead:
+    """Check every row of a queued job's file, save the valid ones, and record the outcome.
+
+    Returns the finished job (``succeeded`` — possibly with row errors — or ``failed``).
+    ``progress(processed_rows, total_rows)`` is called as rows are checked.
+    """
+    started = await pool.fetchrow(
+        """
+        update import_jobs set status = 'running', started_at = now(), processed_rows = 0
+        where id = $1 and status = 'queued'
+        returning supplier_id, created_by, format, sha256, total_rows
+        """,
+        job_id,
+    )
+    if started is None:
+        current = await pool.fetchval("select status from import_jobs where id = $1", job_id)
+        if current is None:
+            raise NotFound("导入任务", job_id)
+        raise Conflict(
+            f"导入任务不在排队状态 (the job is {current}, not queued)", current_state=current
+        )
+    actor: Principal | None = None
+    try:
+        actor = await _actor(pool, started["created_by"], started["supplier_id"])
+        if hashlib.sha256(content).hexdigest() != started["sha256"]:
+            raise ValueError(
+                "文件内容与创建任务时不一致 (the content differs from the uploaded file)"
+            )
+        await _run(pool, job_id, actor, started, content, progress)
+    except asyncio.CancelledError:
+        await asyncio.shield(_fail(pool, job_id, actor, "导入被中断 (the import was interrupted)"))
+        raise
+    except Exception as exc:
+        log.exception("import job %s failed", job_id)
+        await _fail(pool, job_id, actor, f"{type(exc).__name__}: {exc}")
+    return await _fetch(pool, job_id)
+
+
+async def _run(
+    pool: Pool,
+    job_id: int,
+    actor: Principal,
+    started: asyncpg.Record,
+    content: bytes,
+    progress: Progress | None,
+) -> None:
+    total: int = started["total_rows"]
+    valid: list[tuple[int, OfferRow]] = []
+    errors: list[RowError] = []
+    async with pool.acquire() as conn:
+        checker = FileChecker(await load_reference(conn))
+        processed = 0
+        chunk: list[tuple[int, dict[str, Any] | ParseError]] = []
+        rows = parse_rows(started["format"], content)
+        while True:
+            chunk.clear()
+            for item in rows:
+                chunk.append(item)
+                if len(chunk) == PROGRESS_EVERY:
+                    break
+            if not chunk:
+                break
+            good, bad = await checker.check_chunk(conn, chunk)
+            valid.extend(good)
+            errors.extend(bad)
+            processed += len(chunk)
+            # outside any transaction: committed at once, so that a status poll sees it
+            await conn.execute(
+                "update import_jobs set processed_rows = $2 where id = $1", job_id, processed
+            )
+            if progress is not None:
+                progress(processed, max(total, processed))
+
+        async with conn.transaction():
+            result = await save_rows(conn, actor, valid, job_id=job_id)
+            all_errors = sorted(errors + result.errors, key=lambda e: e.row)
+            error_rows = len({e.row for e in all_errors})
+            await conn.execute(
+                """
+                update import_jobs set status = 'succeeded', processed_rows = $2,
+                    created_rows = $3, updated_rows = $4, unchanged_rows = $5, error_rows = $6,
+                    errors = $7, finished_at = now()
+                where id = $1
+                """,
+                job_id,
+                processed,
+                result.created,
+                result.updated,
+                result.unchanged,
+                error_rows,
+                msgspec.to_builtins(all_errors[:MAX_STORED_ERRORS]),
+            )
+            await record_event(
+                conn,
+                actor=actor,
+                action="import.finished",
+                entity_type="import_job",
+                entity_id=job_id,
+                region_code=actor.region_code,
+                after={
+                    "status": "succeeded",
+                    "total_rows": total,
+                    "created_rows": result.created,
+                    "updated_rows": result.updated,
+                    "unchanged_rows": result.unchanged,
+                    "error_rows": error_rows,
+                    "resubmitted_offers": result.resubmitted,
+                },
+            )
+
+
+async def _fail(pool: Pool, job_id: int, actor: Principal | None, failure: str) -> None:
+    text = f"导入失败，未保存任何数据 (the import failed; nothing was saved): {failure}"[:2000]
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """
+                update import_jobs set status = 'failed', failure = $2, finished_at = now()
+                where id = $1
+                """,
+                job_id,
+                text,
+            )
+            await record_event(
+                conn,
+                actor=actor,
+                action="import.finished",
+                entity_type="import_job",
+                entity_id=job_id,
+                region_code=actor.region_code if actor else None,
+                after={"status": "failed", "failure": text},
+            )
+    except Exception:  # the database itself is gone: the log is all that is left
+        log.exception("could not record the failure of import job %s", job_id)

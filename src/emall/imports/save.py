@@ -1,0 +1,479 @@
+"""Saving the valid rows of an import: one transaction, set-based.
+
+The rows go into temporary tables with ``COPY`` and every step is one statement over the whole
+set (no per-row round trips):
+
+1. missing products are created (a product is found by category, brand and model, compared
+   without case or white space; an existing product is used as it is);
+2. offers are matched by the supplier's SKU: a new SKU creates a ``draft`` offer; an existing
+   offer whose terms differ is updated (``version + 1``); an identical one is not written at all;
+3. delivery regions of created and updated offers are replaced, and a price-history row is
+   written for every new offer and every price change;
+4. a listed offer whose price rises more than its region's rule above its lowest price in the
+   window goes back to review (``submitted``); every updated offer that was listed gets an
+   ``offer.changed`` outbox row, so that buyers see the change;
+5. an audit event per created product and per created or updated offer (``offer.imported``).
+
+A row whose product the supplier already offers under another SKU cannot be saved (one offer
+per supplier and product); it is reported as a row error and the rest are saved.
+
+The caller owns the transaction: a failure anywhere leaves nothing applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import msgspec
+
+from emall.db.pool import Connection
+from emall.identity.models import Principal
+from emall.imports.models import RowError
+from emall.listings.models import OfferRow
+from emall.listings.prices import PriceRule, exceeds_rise, price_rule
+
+RISE_REASON = "价格上涨超过规定比例，需重新审核 (price rise needs review)"
+
+_ROW_COLUMNS = (
+    "row_no",
+    "supplier_sku",
+    "category_code",
+    "brand",
+    "model",
+    "title",
+    "specs",
+    "image_urls",
+    "unit",
+    "price_fen",
+    "reference_price_fen",
+    "reference_source_url",
+    "reference_date",
+    "stock",
+    "min_order_qty",
+    "warranty_months",
+    "policy_tags",
+    "delivery_key",
+)
+
+_CREATE_TEMP_TABLES = """
+drop table if exists pg_temp.import_rows;
+drop table if exists pg_temp.import_delivery;
+create temp table import_rows (
+    row_no               integer primary key,
+    supplier_sku         text not null,
+    category_code        text not null,
+    brand                text not null,
+    model                text not null,
+    title                text not null,
+    specs                text not null,  -- JSON text; cast when a product is created
+    image_urls           text[] not null,
+    unit                 text not null,
+    price_fen            bigint not null,
+    reference_price_fen  bigint not null,
+    reference_source_url text not null,
+    reference_date       date not null,
+    stock                integer not null,
+    min_order_qty        integer not null,
+    warranty_months      integer not null,
+    policy_tags          text[] not null,
+    delivery_key         text not null,  -- 'region:days;...' in region order, to compare
+    -- the same keys as products.brand_key and products.model_key
+    brand_key            text generated always as (lower(regexp_replace(brand, '\\s+', '', 'g'))) stored,
+    model_key            text generated always as (lower(regexp_replace(model, '\\s+', '', 'g'))) stored,
+    product_id           bigint,
+    offer_id             bigint,
+    action               text not null default 'created',  -- or updated, unchanged
+    changed              text[] not null default '{}',     -- the offer fields that differ
+    old_price_fen        bigint,
+    old_reference_fen    bigint,
+    old_status           text,
+    new_status           text not null default 'draft',
+    review_region_code   text,
+    before               jsonb
+) on commit drop;
+create temp table import_delivery (
+    row_no        integer not null,
+    region_code   text not null,
+    delivery_days integer not null
+) on commit drop;
+"""
+
+# An offer as its audit events show it (``o`` is the offer).
+_OFFER_JSON = """jsonb_build_object(
+    'id', o.id, 'product_id', o.product_id, 'supplier_id', o.supplier_id,
+    'supplier_sku', o.supplier_sku, 'status', o.status, 'status_reason', o.status_reason,
+    'price_fen', o.price_fen, 'reference_price_fen', o.reference_price_fen,
+    'reference_source_url', o.reference_source_url, 'reference_date', o.reference_date,
+    'stock', o.stock, 'min_order_qty', o.min_order_qty, 'warranty_months', o.warranty_months,
+    'policy_tags', to_jsonb(o.policy_tags), 'review_region_code', o.review_region_code,
+    'version', o.version,
+    'delivery', coalesce((select jsonb_agg(jsonb_build_object('region_code', d.region_code,
+                                                              'delivery_days', d.delivery_days)
+                                           order by d.region_code)
+                          from offer_delivery d where d.offer_id = o.id), '[]'::jsonb))"""
+
+_CREATE_PRODUCTS = """
+with created as (
+    insert into products (category_code, brand, model, title, specs, image_urls, unit, created_by)
+    select distinct on (category_code, brand_key, model_key)
+           category_code, brand, model, title, specs::jsonb, image_urls, unit, $1
+    from import_rows
+    order by category_code, brand_key, model_key, row_no
+    on conflict (category_code, brand_key, model_key) do nothing
+    returning id, category_code, brand, model, title, specs, image_urls, unit
+)
+insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type, entity_id,
+                          after, request_id)
+select $2, $1, 'product.created', 'product', c.id::text,
+       jsonb_build_object('id', c.id, 'category_code', c.category_code, 'brand', c.brand,
+                          'model', c.model, 'title', c.title, 'specs', c.specs,
+                          'image_urls', to_jsonb(c.image_urls), 'unit', c.unit,
+                          'import_job_id', $3::bigint),
+       $4
+from created c
+"""
+
+_MAP_PRODUCTS = """
+update import_rows t set product_id = p.id
+from products p
+where p.category_code = t.category_code and p.brand_key = t.brand_key and p.model_key = t.model_key
+"""
+
+# Lock the supplier's offers that the file names, then compare each with its row.
+_LOCK_OFFERS = """
+select count(*) from (
+    select 1 from offers o join import_rows t on t.supplier_sku = o.supplier_sku
+    where o.supplier_id = $1
+    for update of o
+) locked
+"""
+
+_MATCH_OFFERS = """
+update import_rows t
+set offer_id = m.id,
+    old_price_fen = m.price_fen,
+    old_reference_fen = m.reference_price_fen,
+    old_status = m.status,
+    new_status = m.status,
+    review_region_code = m.review_region_code,
+    changed = m.changed,
+    action = case when cardinality(m.changed) > 0 then 'updated' else 'unchanged' end
+from (
+    select r.row_no, o.id, o.price_fen, o.reference_price_fen, o.status, o.review_region_code,
+           array_remove(array[
+               case when o.product_id <> r.product_id then 'product_id' end,
+               case when o.price_fen <> r.price_fen then 'price_fen' end,
+               case when o.reference_price_fen <> r.reference_price_fen
+                    then 'reference_price_fen' end,
+               case when o.reference_source_url <> r.reference_source_url
+                    then 'reference_source_url' end,
+               case when o.reference_date <> r.reference_date then 'reference_date' end,
+               case when o.stock <> r.stock then 'stock' end,
+               case when o.min_order_qty <> r.min_order_qty then 'min_order_qty' end,
+               case when o.warranty_months <> r.warranty_months then 'warranty_months' end,
+               case when not (o.policy_tags @> r.policy_tags and o.policy_tags <@ r.policy_tags)
+                    then 'policy_tags' end,
+               case when r.delivery_key is distinct from (
+                       select string_agg(d.region_code || ':' || d.delivery_days, ';'
+                                         order by d.region_code collate "C")
+                       from offer_delivery d where d.offer_id = o.id)
+                    then 'delivery' end
+           ]::text[], null) as changed
+    from offers o join import_rows r on r.supplier_sku = o.supplier_sku
+    where o.supplier_id = $1
+) m
+where m.row_no = t.row_no
+"""
+
+# One offer per supplier and product: a later row for a product already in the file, or a
+# product the supplier offers under another SKU, cannot be saved.
+_DROP_REPEATED_PRODUCTS = """
+delete from import_rows t
+using (select product_id, min(row_no) as first_row from import_rows group by product_id) f
+where f.product_id = t.product_id and t.row_no > f.first_row
+returning t.row_no, f.first_row
+"""
+
+_DROP_PRODUCTS_OFFERED_ELSEWHERE = """
+delete from import_rows t
+using offers o
+where o.supplier_id = $1 and o.product_id = t.product_id and o.supplier_sku <> t.supplier_sku
+returning t.row_no, o.supplier_sku as other_sku
+"""
+
+_BEFORE = f"""
+update import_rows t set before = {_OFFER_JSON}
+from offers o
+where t.action = 'updated' and o.id = t.offer_id
+"""
+
+_RISES = """
+select t.offer_id, t.old_price_fen, t.price_fen, t.review_region_code
+from import_rows t
+where t.action = 'updated' and t.old_status = 'listed' and t.price_fen > t.old_price_fen
+"""
+
+# LOWEST_IN_WINDOW_SQL (emall.listings.prices) for many offers at once.
+_LOWEST_IN_WINDOWS = """
+select u.offer_id,
+       (select min(h.price_fen) from offer_price_history h
+        where h.offer_id = u.offer_id and h.changed_at >= now() - make_interval(days => u.days))
+           as lowest
+from unnest($1::bigint[], $2::integer[]) as u(offer_id, days)
+"""
+
+_INSERT_OFFERS = """
+with created as (
+    insert into offers (product_id, supplier_id, supplier_sku, status, price_fen,
+                        reference_price_fen, reference_source_url, reference_date, stock,
+                        min_order_qty, warranty_months, policy_tags)
+    select product_id, $1, supplier_sku, 'draft', price_fen, reference_price_fen,
+           reference_source_url, reference_date, stock, min_order_qty, warranty_months,
+           policy_tags
+    from import_rows where action = 'created'
+    order by row_no
+    returning id, supplier_sku
+)
+update import_rows t set offer_id = c.id
+from created c
+where t.action = 'created' and t.supplier_sku = c.supplier_sku
+"""
+
+_UPDATE_OFFERS = """
+update offers o set
+    product_id = t.product_id,
+    price_fen = t.price_fen,
+    reference_price_fen = t.reference_price_fen,
+    reference_source_url = t.reference_source_url,
+    reference_date = t.reference_date,
+    stock = t.stock,
+    min_order_qty = t.min_order_qty,
+    warranty_months = t.warranty_months,
+    policy_tags = t.policy_tags,
+    status = t.new_status,
+    status_reason = case when t.new_status <> o.status then $1 else o.status_reason end,
+    submitted_at = case when t.new_status <> o.status then now() else o.submitted_at end,
+    version = o.version + 1,
+    updated_at = now()
+from import_rows t
+where t.action = 'updated' and o.id = t.offer_id
+"""
+
+_CLEAR_DELIVERY = """
+delete from offer_delivery d
+using import_rows t
+where t.action = 'updated' and 'delivery' = any(t.changed) and d.offer_id = t.offer_id
+"""
+
+_INSERT_DELIVERY = """
+insert into offer_delivery (offer_id, region_code, delivery_days)
+select t.offer_id, d.region_code, d.delivery_days
+from import_delivery d join import_rows t on t.row_no = d.row_no
+where t.action = 'created' or (t.action = 'updated' and 'delivery' = any(t.changed))
+"""
+
+_PRICE_HISTORY = """
+insert into offer_price_history (offer_id, price_fen, reference_price_fen, changed_by)
+select offer_id, price_fen, reference_price_fen, $1
+from import_rows
+where action = 'created'
+   or (action = 'updated'
+       and (price_fen <> old_price_fen or reference_price_fen <> old_reference_fen))
+order by row_no
+"""
+
+_OUTBOX = """
+insert into outbox (topic, aggregate_type, aggregate_id, payload)
+select 'offer.changed', 'offer', offer_id::text,
+       jsonb_build_object('status', new_status, 'fields', to_jsonb(changed),
+                          'import_job_id', $1::bigint)
+from import_rows
+where action = 'updated' and old_status = 'listed'
+order by row_no
+"""
+
+_AUDIT_OFFERS = f"""
+insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type, entity_id,
+                          region_code, before, after, request_id)
+select $1, $2, 'offer.imported', 'offer', o.id::text, coalesce(o.review_region_code, $3),
+       t.before,
+       {_OFFER_JSON} || jsonb_build_object('import_job_id', $4::bigint, 'row', t.row_no,
+                                           'result', t.action, 'changed', to_jsonb(t.changed)),
+       $5
+from import_rows t join offers o on o.id = t.offer_id
+where t.action in ('created', 'updated')
+order by t.row_no
+"""
+
+_COUNTS = """
+select count(*) filter (where action = 'created') as created,
+       count(*) filter (where action = 'updated') as updated,
+       count(*) filter (where action = 'unchanged') as unchanged,
+       count(*) filter (where action = 'updated' and old_status = 'listed'
+                        and new_status = 'submitted') as resubmitted
+from import_rows
+"""
+
+
+@dataclass
+class SaveResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    resubmitted: int = 0  # listed offers sent back to review by a price rise
+    errors: list[RowError] = field(default_factory=list)  # rows that could not be saved
+
+
+_specs_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def _records(
+    rows: list[tuple[int, OfferRow]],
+) -> tuple[list[tuple[object, ...]], list[tuple[int, str, int]]]:
+    records: list[tuple[object, ...]] = []
+    deliveries: list[tuple[int, str, int]] = []
+    for number, row in rows:
+        by_region = sorted((d.region_code, d.delivery_days) for d in row.delivery)
+        records.append(
+            (
+                number,
+                row.supplier_sku,
+                row.category_code,
+                row.brand.strip(),
+                row.model.strip(),
+                row.title.strip(),
+                _specs_encoder.encode(row.specs).decode(),
+                list(row.image_urls),
+                row.unit,
+                row.price_fen,
+                row.reference_price_fen,
+                row.reference_source_url,
+                row.reference_date,
+                row.stock,
+                row.min_order_qty,
+                row.warranty_months,
+                sorted(set(row.policy_tags)),
+                ";".join(f"{region}:{days}" for region, days in by_region),
+            )
+        )
+        deliveries.extend((number, region, days) for region, days in by_region)
+    return records, deliveries
+
+
+async def save_rows(
+    conn: Connection,
+    actor: Principal,
+    rows: list[tuple[int, OfferRow]],
+    *,
+    job_id: int,
+    request_id: str | None = None,
+) -> SaveResult:
+    """Apply the valid rows of one file for the actor's supplier; call inside a transaction."""
+    assert conn.is_in_transaction(), "save_rows must run inside the caller's transaction"
+    supplier_id = actor.organisation_id
+    if not rows:
+        return SaveResult()
+    # One import per supplier at a time: a second one waits for this transaction.
+    await conn.execute(
+        "select pg_advisory_xact_lock(hashtextextended('emall.import:' || $1::bigint, 0))",
+        supplier_id,
+    )
+    await conn.execute(_CREATE_TEMP_TABLES)
+    records, deliveries = _records(rows)
+    await conn.copy_records_to_table("import_rows", records=records, columns=_ROW_COLUMNS)
+    await conn.copy_records_to_table(
+        "import_delivery",
+        records=deliveries,
+        columns=("row_no", "region_code", "delivery_days"),
+    )
+    await conn.execute("create index on import_rows (supplier_sku)")
+    await conn.execute("analyze import_rows")
+
+    await conn.execute(_CREATE_PRODUCTS, supplier_id, actor.user_id, job_id, request_id)
+    await conn.execute(_MAP_PRODUCTS)
+    await conn.execute("create index on import_rows (product_id)")
+    await conn.fetchval(_LOCK_OFFERS, supplier_id)
+    await conn.execute(_MATCH_OFFERS, supplier_id)
+
+    errors = await _drop_unsavable(conn, supplier_id)
+    await conn.execute(_BEFORE)
+    await _send_rises_to_review(conn)
+
+    await conn.execute(_INSERT_OFFERS, supplier_id)
+    await conn.execute(_UPDATE_OFFERS, RISE_REASON)
+    await conn.execute(_CLEAR_DELIVERY)
+    await conn.execute(_INSERT_DELIVERY)
+    await conn.execute(_PRICE_HISTORY, actor.user_id)
+    await conn.execute(_OUTBOX, job_id)
+    await conn.execute(
+        _AUDIT_OFFERS, actor.user_id, supplier_id, actor.region_code, job_id, request_id
+    )
+    counts = await conn.fetchrow(_COUNTS)
+    assert counts is not None
+    return SaveResult(
+        created=counts["created"],
+        updated=counts["updated"],
+        unchanged=counts["unchanged"],
+        resubmitted=counts["resubmitted"],
+        errors=errors,
+    )
+
+
+async def _drop_unsavable(conn: Connection, supplier_id: int) -> list[RowError]:
+    errors = [
+        RowError(
+            row=r["row_no"],
+            field="model",
+            reason=f"同一商品（品目、品牌、型号）在文件中重复，首次出现在第 {r['first_row']} 行；"
+            f"每个商品只能有一个报价 (the same product appears in row {r['first_row']}; "
+            f"a supplier has one offer per product)",
+        )
+        for r in await conn.fetch(_DROP_REPEATED_PRODUCTS)
+    ]
+    errors.extend(
+        RowError(
+            row=r["row_no"],
+            field="model",
+            reason=f"已用货号 {r['other_sku']} 为该商品报价，每个商品只能有一个报价 "
+            f"(you already offer this product under supplier_sku {r['other_sku']!r})",
+        )
+        for r in await conn.fetch(_DROP_PRODUCTS_OFFERED_ELSEWHERE, supplier_id)
+    )
+    if errors:
+        await conn.execute(
+            "delete from import_delivery d where not exists "
+            "(select 1 from import_rows t where t.row_no = d.row_no)"
+        )
+    return sorted(errors, key=lambda e: e.row)
+
+
+async def _send_rises_to_review(conn: Connection) -> None:
+    """Listed offers whose new price rises beyond their region's rule go back to review."""
+    rises = await conn.fetch(_RISES)
+    if not rises:
+        return
+    rules: dict[str | None, PriceRule] = {}
+    for region in {r["review_region_code"] for r in rises}:
+        rules[region] = await price_rule(conn, region)
+    lowest = {
+        r["offer_id"]: r["lowest"]
+        for r in await conn.fetch(
+            _LOWEST_IN_WINDOWS,
+            [r["offer_id"] for r in rises],
+            [rules[r["review_region_code"]].rise_window_days for r in rises],
+        )
+    }
+    to_review = [
+        r["offer_id"]
+        for r in rises
+        if exceeds_rise(
+            r["price_fen"],
+            min(lowest[r["offer_id"]] or r["old_price_fen"], r["old_price_fen"]),
+            rules[r["review_region_code"]].max_rise_bp,
+        )
+    ]
+    if to_review:
+        await conn.execute(
+            "update import_rows set new_status = 'submitted' where offer_id = any($1::bigint[])",
+            to_review,
+        )

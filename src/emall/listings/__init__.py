@@ -1,0 +1,1 @@
+"""Listings: products (SPU), suppliers' offers, the listing review workflow and price controls."""

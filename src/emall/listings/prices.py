@@ -1,0 +1,337 @@
+"""Price controls: the ceiling, the history, the rise rule, statistics and flags.
+
+* An offer's price may not exceed its market reference price (a database check, too).
+* Every price an offer has had is kept in ``offer_price_history``.
+* A listed offer whose price rises more than the region's share (default 10%) above its lowest
+  price within the window (default 30 days) goes back to review.
+* Per-category statistics over listed offers: count, min, quartiles, median, max.
+* A listed offer priced more than the region's factor (default 1.5×) above its category's upper
+  quartile is flagged for the operator (价格监测).
+
+Shares and factors are basis points (1000 = 10%), and every comparison is integer arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from emall.audit import record_event
+from emall.db.pool import Connection, Pool
+from emall.errors import Conflict, NotFound
+from emall.identity.models import Principal, Role
+from emall.listings.price_models import (
+    FlagRead,
+    FlagResolve,
+    PriceRuleRead,
+    PriceRuleWrite,
+    PriceStats,
+)
+from emall.pagination import Page, page_args, page_of
+from emall.policy import OVERSIGHT, Resource, authorize
+from emall.regions.service import require_region
+
+if TYPE_CHECKING:
+    from emall.listings.models import OfferRead
+
+DEFAULT_MAX_RISE_BP = 1000
+DEFAULT_RISE_WINDOW_DAYS = 30
+DEFAULT_FLAG_FACTOR_BP = 15000
+MIN_PEERS_FOR_FLAG = 4  # quartiles of fewer listed peers say too little
+
+
+@dataclass(frozen=True)
+class PriceRule:
+    region_code: str
+    max_rise_bp: int = DEFAULT_MAX_RISE_BP
+    rise_window_days: int = DEFAULT_RISE_WINDOW_DAYS
+    flag_factor_bp: int = DEFAULT_FLAG_FACTOR_BP
+
+
+def exceeds_rise(new_fen: int, lowest_fen: int, max_rise_bp: int) -> bool:
+    """True when ``new_fen`` is more than ``max_rise_bp`` above ``lowest_fen``."""
+    return new_fen * 10_000 > lowest_fen * (10_000 + max_rise_bp)
+
+
+def above_factor(price_fen: int, upper_quartile_fen: int, factor_bp: int) -> bool:
+    """True when ``price_fen`` is more than ``factor_bp`` times the upper quartile."""
+    return price_fen * 10_000 > upper_quartile_fen * factor_bp
+
+
+async def price_rule(conn: Connection | Pool, region_code: str | None) -> PriceRule:
+    """The rule of a region (the nearest of it and its ancestors that has one), or the defaults
+    (``region_code`` is then empty)."""
+    if region_code is None:
+        return PriceRule(region_code="")
+    row = await conn.fetchrow(
+        """
+        select r.region_code, r.max_rise_bp, r.rise_window_days, r.flag_factor_bp
+        from price_rules r, unnest(region_chain($1)) with ordinality as c(code, depth)
+        where r.region_code = c.code
+        order by c.depth
+        limit 1
+        """,
+        region_code,
+    )
+    if row is None:
+        return PriceRule(region_code="")  # the defaults: no region defines a rule
+    return PriceRule(**dict(row))
+
+
+LOWEST_IN_WINDOW_SQL = """
+select min(price_fen) from offer_price_history
+where offer_id = $1 and changed_at >= now() - make_interval(days => $2)
+"""
+
+
+# -- history, the rise rule and flags (called by the offer services) ---------------------------
+
+
+async def record_price(
+    conn: Connection, offer_id: int, price_fen: int, reference_price_fen: int, user_id: int | None
+) -> None:
+    await conn.execute(
+        """
+        insert into offer_price_history (offer_id, price_fen, reference_price_fen, changed_by)
+        values ($1, $2, $3, $4)
+        """,
+        offer_id,
+        price_fen,
+        reference_price_fen,
+        user_id,
+    )
+
+
+async def rise_needs_review(conn: Connection, offer: OfferRead, new_price_fen: int) -> bool:
+    """True when ``new_price_fen`` rises beyond the reviewing region's rule."""
+    rule = await price_rule(conn, offer.review_region_code)
+    lowest = await conn.fetchval(LOWEST_IN_WINDOW_SQL, offer.id, rule.rise_window_days)
+    return exceeds_rise(
+        new_price_fen, min(lowest or offer.price_fen, offer.price_fen), rule.max_rise_bp
+    )
+
+
+_PEERS_SQL = """
+select count(*) as peers,
+       round(percentile_cont(0.75) within group (order by o.price_fen))::bigint as upper_quartile
+from offers o join products p on p.id = o.product_id
+where o.status = 'listed' and p.category_code = $1 and o.id <> $2
+"""
+
+
+async def check_price_flag(conn: Connection, offer: OfferRead) -> bool:
+    """Flag a listed offer priced above its region's factor times its peers' upper quartile."""
+    peers = await conn.fetchrow(_PEERS_SQL, offer.product.category_code, offer.id)
+    assert peers is not None
+    if peers["peers"] < MIN_PEERS_FOR_FLAG:
+        return False
+    rule = await price_rule(conn, offer.review_region_code)
+    if not above_factor(offer.price_fen, peers["upper_quartile"], rule.flag_factor_bp):
+        return False
+    detail = {
+        "price_fen": offer.price_fen,
+        "upper_quartile_fen": peers["upper_quartile"],
+        "factor_bp": rule.flag_factor_bp,
+        "peers": peers["peers"],
+        "category_code": offer.product.category_code,
+    }
+    flag_id = await conn.fetchval(
+        """
+        insert into offer_flags (offer_id, kind, region_code, detail)
+        values ($1, 'price_above_peers', $2, $3)
+        on conflict (offer_id, kind) where resolved_at is null do nothing
+        returning id
+        """,
+        offer.id,
+        offer.review_region_code or "510000",
+        detail,
+    )
+    if flag_id is not None:
+        await record_event(
+            conn,
+            actor=None,
+            action="flag.raised",
+            entity_type="offer",
+            entity_id=offer.id,
+            region_code=offer.review_region_code,
+            after=detail,
+        )
+    return flag_id is not None
+
+
+# -- statistics, rules and the flag queue (their own API) ---------------------------------------
+
+
+async def category_price_stats(
+    conn: Connection | Pool, principal: Principal, category_code: str
+) -> PriceStats:
+    """Count, min, quartiles, median and max of listed offers in a category (any level).
+
+    Quartiles interpolate between neighbouring prices (``percentile_cont``) and are rounded to
+    the nearest fen.
+    """
+    authorize(principal, "product.read")
+    if await conn.fetchval("select 1 from categories where code = $1", category_code) is None:
+        raise NotFound("品目", category_code)
+    row = await conn.fetchrow(
+        """
+        select count(*) as count, min(o.price_fen) as min,
+               round(percentile_cont(0.25) within group (order by o.price_fen))::bigint as lower_quartile,
+               round(percentile_cont(0.5) within group (order by o.price_fen))::bigint as median,
+               round(percentile_cont(0.75) within group (order by o.price_fen))::bigint as upper_quartile,
+               max(o.price_fen) as max
+        from offers o join products p on p.id = o.product_id
+        where o.status = 'listed' and $1 = any(category_chain(p.category_code))
+        """,
+        category_code,
+    )
+    assert row is not None
+    return PriceStats(category_code=category_code, **dict(row))
+
+
+async def get_price_rule(
+    conn: Connection | Pool, principal: Principal, region_code: str
+) -> PriceRuleRead:
+    authorize(principal, "price_rule.read")
+    await require_region(conn, region_code, "region_code")
+    rule = await price_rule(conn, region_code)
+    return PriceRuleRead(
+        region_code=region_code,
+        defined_in=rule.region_code or None,
+        max_rise_bp=rule.max_rise_bp,
+        rise_window_days=rule.rise_window_days,
+        flag_factor_bp=rule.flag_factor_bp,
+    )
+
+
+async def put_price_rule(
+    conn: Connection,
+    principal: Principal,
+    region_code: str,
+    data: PriceRuleWrite,
+    *,
+    request_id: str | None = None,
+) -> PriceRuleRead:
+    chain = await require_region(conn, region_code, "region_code")
+    authorize(
+        principal,
+        "price_rule.manage",
+        Resource("price_rule", region_code, region_chain=chain, public=True),
+    )
+    async with conn.transaction():
+        before = await get_price_rule(conn, principal, region_code)
+        await conn.execute(
+            """
+            insert into price_rules (region_code, max_rise_bp, rise_window_days, flag_factor_bp, updated_by)
+            values ($1, $2, $3, $4, $5)
+            on conflict (region_code) do update set
+                max_rise_bp = excluded.max_rise_bp, rise_window_days = excluded.rise_window_days,
+                flag_factor_bp = excluded.flag_factor_bp, updated_by = excluded.updated_by,
+                updated_at = now()
+            """,
+            region_code,
+            data.max_rise_bp,
+            data.rise_window_days,
+            data.flag_factor_bp,
+            principal.user_id,
+        )
+        after = await get_price_rule(conn, principal, region_code)
+        await record_event(
+            conn,
+            actor=principal,
+            action="price_rule.updated",
+            entity_type="price_rule",
+            entity_id=region_code,
+            region_code=region_code,
+            before=before,
+            after=after,
+            request_id=request_id,
+        )
+    return after
+
+
+_FLAG_COLUMNS = """f.id, f.offer_id, f.kind, f.region_code, f.detail, f.created_at, f.resolved_at,
+                   f.resolved_by, f.resolution, region_chain(f.region_code) as chain"""
+
+
+def _flag(row: asyncpg.Record) -> FlagRead:
+    values = dict(row)
+    values.pop("chain")
+    return FlagRead(**values)
+
+
+async def list_flags(
+    conn: Connection | Pool,
+    principal: Principal,
+    *,
+    open_only: bool = True,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[FlagRead]:
+    """The flag queue of the regions the principal oversees."""
+    authorize(principal, "flag.read")
+    after = page_args(cursor, limit, int)
+    everything = principal.has_role(Role.PLATFORM_ADMIN)
+    overseen = sorted(principal.scope_regions) if principal.has_role(*OVERSIGHT) else []
+    rows = await conn.fetch(
+        f"""
+        select {_FLAG_COLUMNS} from offer_flags f
+        where ($1::boolean or region_chain(f.region_code) && $2::text[])
+          and (not $3::boolean or f.resolved_at is null)
+          and ($4::bigint is null or f.id > $4)
+        order by f.id limit $5
+        """,
+        everything,
+        overseen,
+        open_only,
+        after[0] if after else None,
+        limit + 1,
+    )
+    return page_of([_flag(r) for r in rows], limit, lambda f: (f.id,))
+
+
+async def resolve_flag(
+    conn: Connection,
+    principal: Principal,
+    flag_id: int,
+    data: FlagResolve,
+    *,
+    request_id: str | None = None,
+) -> FlagRead:
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            f"select {_FLAG_COLUMNS} from offer_flags f where f.id = $1 for update", flag_id
+        )
+        if row is None:
+            raise NotFound("价格预警", flag_id)
+        authorize(
+            principal, "flag.resolve", Resource("flag", flag_id, region_chain=tuple(row["chain"]))
+        )
+        before = _flag(row)
+        if before.resolved_at is not None:
+            raise Conflict("预警已处理 (the flag is already resolved)", current_state="resolved")
+        updated = await conn.fetchrow(
+            f"""
+            update offer_flags f set resolved_at = now(), resolved_by = $2, resolution = $3
+            where f.id = $1 returning {_FLAG_COLUMNS}
+            """,
+            flag_id,
+            principal.user_id,
+            data.resolution,
+        )
+        assert updated is not None
+        after = _flag(updated)
+        await record_event(
+            conn,
+            actor=principal,
+            action="flag.resolved",
+            entity_type="offer",
+            entity_id=after.offer_id,
+            region_code=after.region_code,
+            before=before,
+            after=after,
+            request_id=request_id,
+        )
+    return after
