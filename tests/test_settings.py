@@ -83,3 +83,23 @@ def test_pool_bounds_are_checked_together(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings({"EMALL_DB_POOL_MIN": "8", "EMALL_DB_POOL_MAX": "4"}, cwd=tmp_path)
     assert caught.value.variable == "EMALL_DB_POOL_MAX"
+
+
+def test_external_servers_start_nothing(tmp_path: Path) -> None:
+    from emall.runtime.services import start_services
+
+    settings = load_settings(
+        {
+            "DATABASE_URL": "postgresql://u:p@127.0.0.1:1/emall",
+            "MEILI_URL": "http://127.0.0.1:1",
+            "MEILI_MASTER_KEY": "k" * 16,
+        },
+        cwd=tmp_path,
+    )
+    with start_services(settings) as services:
+        assert services.settings.database.url == "postgresql://u:p@127.0.0.1:1/emall"
+        assert services.settings.search.url == "http://127.0.0.1:1"
+        assert services.meili is None
+    # nothing was started, so nothing was laid down in the state dir
+    assert not (tmp_path / ".emall" / "pg").exists()
+    assert not (tmp_path / ".emall" / "meili").exists()

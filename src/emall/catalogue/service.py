@@ -16,6 +16,7 @@ import asyncpg
 
 from emall.catalogue.models import CategoryDetail, CategoryNode, CategoryRead
 from emall.db.pool import Connection, Pool
+from emall.db.sql import like_term
 from emall.errors import NotFound, ValidationFailed
 from emall.identity.models import Principal
 from emall.pagination import Page, page_args, page_of
@@ -138,7 +139,7 @@ async def list_categories(
         order by code
         limit $6
         """,
-        _like_safe(q),
+        like_term(q),
         level,
         parent_code,
         leaf,
@@ -227,10 +228,3 @@ def _nest(rows: list[asyncpg.Record]) -> dict[str | None, list[CategoryNode]]:
         )
         by_parent.setdefault(r["parent_code"], []).append(node)
     return by_parent
-
-
-def _like_safe(q: str | None) -> str | None:
-    """A search term with LIKE's wildcards taken literally."""
-    if q is None or not q.strip():
-        return None
-    return q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

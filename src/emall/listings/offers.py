@@ -17,6 +17,7 @@ import msgspec
 
 from emall.audit import enqueue, record_event
 from emall.db.pool import Connection, Pool
+from emall.db.sql import like_term
 from emall.errors import (
     Conflict,
     FieldError,
@@ -174,17 +175,11 @@ async def list_offers(
         status,
         category_code,
         supplier_id,
-        _like_safe(q),
+        like_term(q),
         after[0] if after else None,
         limit + 1,
     )
     return page_of([offer_from(r) for r in rows], limit, lambda o: (o.id,))
-
-
-def _like_safe(q: str | None) -> str | None:
-    if q is None or not q.strip():
-        return None
-    return q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def _check_delivery(conn: Connection, delivery: list[Delivery]) -> None:

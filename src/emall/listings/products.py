@@ -12,6 +12,7 @@ from emall.audit import record_event
 from emall.catalogue.service import require_leaf_category
 from emall.catalogue.templates import check_specs, load_template
 from emall.db.pool import Connection, Pool
+from emall.db.sql import like_term
 from emall.errors import Conflict, NotFound, ValidationFailed
 from emall.identity.models import OrganisationKind, Principal
 from emall.listings.models import ProductCreate, ProductRead
@@ -76,17 +77,11 @@ async def list_products(
         """,
         category_code,
         brand,
-        _like_safe(q),
+        like_term(q),
         after[0] if after else None,
         limit + 1,
     )
     return page_of([product_from(r) for r in rows], limit, lambda p: (p.id,))
-
-
-def _like_safe(q: str | None) -> str | None:
-    if q is None or not q.strip():
-        return None
-    return q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def create_product(

@@ -10,6 +10,7 @@ import msgspec
 from emall.audit import enqueue, record_event
 from emall.clock import today
 from emall.db.pool import Connection, Pool
+from emall.db.sql import like_term
 from emall.errors import Conflict, NotFound, ValidationFailed
 from emall.identity.models import OrganisationKind, Principal, Role
 from emall.identity.passwords import hash_password
@@ -129,17 +130,11 @@ async def list_organisations(
         """,
         kind,
         region_code,
-        _like_safe(q),
+        like_term(q),
         after[0] if after else None,
         limit + 1,
     )
     return page_of([_read(r) for r in rows], limit, lambda o: (o.id,))
-
-
-def _like_safe(q: str | None) -> str | None:
-    if q is None or not q.strip():
-        return None
-    return q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def create_organisation(

@@ -11,6 +11,7 @@ import re
 import asyncpg
 
 from emall.db.pool import Connection, Pool
+from emall.db.sql import like_term
 from emall.errors import NotFound, ValidationFailed
 from emall.pagination import Page, page_args, page_of
 from emall.regions.models import RegionDetail, RegionLevel, RegionRead
@@ -87,7 +88,7 @@ async def list_regions(
         order by code
         limit $5
         """,
-        _like_safe(q),
+        like_term(q),
         level,
         parent_code,
         after[0] if after else None,
@@ -102,10 +103,3 @@ async def children(
     if not await region_chain(conn, code):
         raise NotFound("行政区划", code)
     return await list_regions(conn, parent_code=code, cursor=cursor, limit=limit)
-
-
-def _like_safe(q: str | None) -> str | None:
-    """A search term with LIKE's wildcards taken literally."""
-    if q is None or not q.strip():
-        return None
-    return q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
