@@ -31,11 +31,13 @@ from api.routes.listings import (
 from api.routes.organisations import OrganisationController
 from api.routes.partnerships import PartnershipController
 from api.routes.regions import RegionController
+from api.routes.search import SearchController
 from api.routes.system import health, ready
 from api.routes.users import UserController
 from emall.db.pool import create_pool
-from emall.outbox.worker import OutboxWorker, default_handlers
+from emall.outbox.handlers import build_worker
 from emall.search.client import create_search_client
+from emall.search.index import ensure_index, index_uid
 from emall.settings import Settings
 
 log = logging.getLogger("emall.api")
@@ -93,9 +95,13 @@ def create_app(
         search = create_search_client(settings.search.url, settings.search.master_key)
         app.state.pool = pool
         app.state.search = search
+        try:  # idempotent; when Meilisearch is down, search answers from PostgreSQL meanwhile
+            await ensure_index(search, index_uid(settings.search.index_prefix))
+        except Exception as exc:
+            log.warning("search index settings not applied at start-up: %r", exc)
         stop_worker = asyncio.Event()
         worker_task = (
-            asyncio.create_task(OutboxWorker(pool, default_handlers()).run(stop_worker))
+            asyncio.create_task(build_worker(pool, search, settings).run(stop_worker))
             if run_worker
             else None
         )
@@ -114,6 +120,7 @@ def create_app(
             AuthController,
             MeController,
             ApiKeyController,
+            SearchController,
             UserController,
             RegionController,
             PartnershipController,

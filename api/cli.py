@@ -6,6 +6,8 @@
     emall seed demo        load the Neijiang–Zigong demo data
     emall worker           run the outbox worker alone
     emall catalogue import FILE --supplier ID|USCC   bulk-import a supplier's offers
+    emall search reindex   rebuild the offers index and swap it in
+    emall search verify    compare the database with the index (--repair to fix drift)
 
 When DATABASE_URL / MEILI_URL are unset, the embedded PostgreSQL and a Meilisearch child process
 are started under EMALL_STATE_DIR (./.emall) and stopped again on exit.
@@ -25,6 +27,7 @@ import click
 from litestar.plugins import CLIPluginProtocol
 
 from api.cli_catalogue import catalogue_group
+from api.cli_search import search_group
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -200,7 +203,7 @@ def seed_demo_command() -> None:
 @click.command(name="worker")
 def worker_command() -> None:
     """Run the outbox worker alone (it also runs inside `emall serve`)."""
-    from emall.outbox.worker import run_worker_until_stopped
+    from emall.outbox.handlers import run_worker_until_stopped
     from emall.runtime.services import start_services
 
     settings = load_settings_or_exit()
@@ -211,7 +214,14 @@ def worker_command() -> None:
 
 class EmallCLIPlugin(CLIPluginProtocol):
     def on_cli_init(self, cli: click.Group) -> None:
-        for command in (serve_command, db_group, seed_group, worker_command, catalogue_group):
+        for command in (
+            serve_command,
+            db_group,
+            seed_group,
+            worker_command,
+            catalogue_group,
+            search_group,
+        ):
             cli.add_command(command)
 
 

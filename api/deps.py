@@ -22,16 +22,6 @@ from emall.identity.service import resolve_principal
 from emall.settings import Settings
 
 
-def app_settings(state: State) -> Settings:
-    settings: Settings = state.settings
-    return settings
-
-
-def app_pool(state: State) -> Pool:
-    pool: Pool = state.pool
-    return pool
-
-
 async def provide_transaction(state: State) -> AsyncGenerator[Connection, None]:
     pool: Pool = state.pool
     async with pool.acquire() as conn:

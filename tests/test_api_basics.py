@@ -24,7 +24,11 @@ async def test_health_answers_without_dependencies(client: AsyncTestClient[Lites
 async def test_ready_checks_both_components(client: AsyncTestClient[Litestar]) -> None:
     response = await client.get("/ready")
     assert response.status_code == 200, response.text
-    assert response.json()["components"] == {"postgres": "up", "meilisearch": "up"}
+    assert response.json()["components"] == {
+        "postgres": "up",
+        "meilisearch": "up",
+        "search_index": "up",
+    }
 
 
 def _closed_port() -> int:
@@ -40,7 +44,7 @@ async def test_ready_names_meilisearch_when_it_is_down(database_url: str, tmp_pa
     assert response.status_code == 503
     assert response.headers["content-type"].startswith(PROBLEM)
     body = response.json()
-    assert body["components"] == ["meilisearch"]
+    assert body["components"] == ["meilisearch", "search_index"]
     assert "meilisearch" in body["detail"]
 
 
@@ -51,7 +55,7 @@ async def test_ready_names_meilisearch_when_the_key_is_wrong(
     async with AsyncTestClient(app=create_app(settings)) as client:
         response = await client.get("/ready")
     assert response.status_code == 503
-    assert response.json()["components"] == ["meilisearch"]
+    assert response.json()["components"] == ["meilisearch", "search_index"]
 
 
 async def test_login_then_me_returns_the_principal(client: AsyncTestClient[Litestar]) -> None:

@@ -802,6 +802,22 @@ CASES: dict[str, Case] = {
         ]
     ),
     # bans
+    # search: every principal searches what its own region may buy
+    "searchOffers": Case(
+        [Scenario("own region", fixed("GET", "/api/v1/search", params={"q": "计算机"}), everyone())]
+    ),
+    "suggestSearch": Case(
+        [
+            Scenario(
+                "own region",
+                fixed("GET", "/api/v1/search/suggest", params={"q": "联想"}),
+                everyone(),
+            )
+        ]
+    ),
+    "getSearchSyncStatus": Case(
+        [Scenario("status", fixed("GET", "/api/v1/search/status"), everyone())]
+    ),
     # products, offers, the listing workflow and prices
     "listProducts": Case([Scenario("all", fixed("GET", "/api/v1/products"), everyone())]),
     "getProduct": Case([Scenario("one", product_target(), everyone())]),

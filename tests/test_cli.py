@@ -27,7 +27,7 @@ def emall(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 def test_top_level_help_lists_emall_commands(tmp_path: Path) -> None:
     result = emall("--help", env={**os.environ, "EMALL_STATE_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
-    for command in ("serve", "db", "seed", "worker"):
+    for command in ("serve", "db", "seed", "worker", "catalogue", "search"):
         assert command in result.stdout
 
 

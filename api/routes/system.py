@@ -10,6 +10,8 @@ from litestar.datastructures import State
 
 from api.problems import problem_response, problem_responses
 from emall.search.client import search_is_available
+from emall.search.index import index_uid, settings_match
+from emall.settings import Settings
 from emall.structs import Struct
 
 
@@ -47,6 +49,16 @@ async def _meilisearch_up(state: State) -> bool:
         return False
 
 
+async def _index_ready(state: State) -> bool:
+    """The offers index exists with the settings emall applies at start-up."""
+    settings: Settings = state.settings
+    try:
+        async with asyncio.timeout(2):
+            return await settings_match(state.search, index_uid(settings.search.index_prefix))
+    except Exception:
+        return False
+
+
 @get(
     "/ready",
     operation_id="ready",
@@ -55,11 +67,15 @@ async def _meilisearch_up(state: State) -> bool:
     responses=problem_responses(503),
 )
 async def ready(request: Request[Any, Any, Any], state: State) -> Response[Any]:
-    """PostgreSQL and Meilisearch are each checked; 503 names the part that is down."""
-    pg, meili = await asyncio.gather(_postgres_up(state), _meilisearch_up(state))
+    """PostgreSQL, Meilisearch and the offers index's settings are each checked; 503 names the
+    part that is down."""
+    pg, meili, index = await asyncio.gather(
+        _postgres_up(state), _meilisearch_up(state), _index_ready(state)
+    )
     components = {
         "postgres": "up" if pg else "down",
         "meilisearch": "up" if meili else "down",
+        "search_index": "up" if index else "down",
     }
     down = [name for name, value in components.items() if value == "down"]
     if down:

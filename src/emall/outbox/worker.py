@@ -4,22 +4,20 @@ It claims batches with ``FOR UPDATE SKIP LOCKED`` (so several workers never take
 row), wakes on ``LISTEN emall_outbox`` (with a poll as a safety net), retries a failing batch
 with exponential backoff, and parks a row with its error after ``max_attempts``.
 
-Handlers are registered per topic by the features that write outbox rows; a topic with no
-handler is left pending for a worker that has one.
+Handlers are registered per topic by the features that write outbox rows (``emall.outbox.
+handlers`` assembles them); a topic with no handler is left pending for a worker that has one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from emall.db.pool import Connection, Pool, create_pool
-from emall.settings import Settings
+from emall.db.pool import Connection, Pool
 
 log = logging.getLogger("emall.outbox")
 
@@ -40,6 +38,15 @@ class OutboxRow:
 Handler = Callable[[Connection, list[OutboxRow]], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class TopicPolicy:
+    """How a topic is retried: attempts before a row is parked (None: never park, for work
+    that only waits on a component coming back, such as indexing), and the longest backoff."""
+
+    max_attempts: int | None = 8
+    max_backoff_seconds: float = 300.0
+
+
 class OutboxWorker:
     def __init__(
         self,
@@ -47,14 +54,14 @@ class OutboxWorker:
         handlers: Mapping[str, Handler],
         *,
         batch_size: int = 200,
-        max_attempts: int = 8,
+        policies: Mapping[str, TopicPolicy] | None = None,
         base_backoff_seconds: float = 0.5,
         poll_seconds: float = 1.0,
     ) -> None:
         self.pool = pool
         self.handlers = dict(handlers)
         self.batch_size = batch_size
-        self.max_attempts = max_attempts
+        self.policies = dict(policies or {})
         self.base_backoff_seconds = base_backoff_seconds
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
@@ -89,7 +96,7 @@ class OutboxWorker:
                         await self.handlers[topic](conn, batch)
                 except Exception as exc:  # the batch is retried later, or parked
                     log.warning("outbox topic %s failed for %d rows: %r", topic, len(batch), exc)
-                    await self._failed(conn, batch, exc)
+                    await self._failed(conn, batch, exc, self.policies.get(topic, TopicPolicy()))
                 else:
                     await conn.execute(
                         "update outbox set processed_at = now() where id = any($1::bigint[])",
@@ -97,20 +104,24 @@ class OutboxWorker:
                     )
             return len(rows)
 
-    async def _failed(self, conn: Connection, batch: list[OutboxRow], exc: Exception) -> None:
+    async def _failed(
+        self, conn: Connection, batch: list[OutboxRow], exc: Exception, policy: TopicPolicy
+    ) -> None:
         await conn.execute(
             """
             update outbox set
                 attempts = attempts + 1,
                 last_error = $2,
-                available_at = now() + make_interval(secs => $3 * power(2, attempts)),
+                available_at = now() + make_interval(
+                    secs => least($3 * power(2, least(attempts, 30)), $5)),
                 parked_at = case when attempts + 1 >= $4 then now() end
             where id = any($1::bigint[])
             """,
             [r.id for r in batch],
             repr(exc)[:2000],
             self.base_backoff_seconds,
-            self.max_attempts,
+            policy.max_attempts,
+            policy.max_backoff_seconds,
         )
 
     def _notified(self, *_: object) -> None:
@@ -155,23 +166,3 @@ async def outbox_lag_seconds(conn: Connection | Pool) -> float:
         """
     )
     return float(lag)
-
-
-def default_handlers() -> dict[str, Handler]:
-    """Handlers of every feature that writes outbox rows. Later features register here."""
-    return {}
-
-
-async def run_worker_until_stopped(settings: Settings) -> None:
-    """``emall worker``: run until SIGINT or SIGTERM."""
-    assert settings.database.url is not None
-    pool = await create_pool(settings.database.url, min_size=1, max_size=4)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        log.info("outbox worker started with topics: %s", sorted(default_handlers()) or "none")
-        await OutboxWorker(pool, default_handlers()).run(stop)
-    finally:
-        await pool.close()

@@ -1,0 +1,120 @@
+"""Product search: query, suggestions, and the sync status."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+
+from api.deps import AUTH
+from api.problems import problem_responses
+from api.routes.identity import SECURITY
+from emall.identity.models import Principal
+from emall.listings.models import PolicyTag
+from emall.outbox.worker import outbox_lag_seconds
+from emall.search import query
+from emall.search.index import index_uid
+from emall.search.models import MAX_QUERY_LENGTH, SearchRequest, SearchResult, Sort, Suggestions
+from emall.settings import Settings
+from emall.structs import Struct
+
+Q = Annotated[
+    str,
+    QueryParameter(
+        max_length=MAX_QUERY_LENGTH, description="Chinese, pinyin, initials or a model number"
+    ),
+]
+
+
+class SyncStatus(Struct):
+    lag_seconds: float
+    pending: int
+    parked: int
+
+
+def _uid(state: State) -> str:
+    settings: Settings = state.settings
+    return index_uid(settings.search.index_prefix)
+
+
+class SearchController(Controller):
+    path = "/search"
+    tags = ["search"]
+    dependencies = AUTH
+    security = SECURITY
+
+    @get(
+        operation_id="searchOffers",
+        summary="Search listed offers",
+        responses=problem_responses(400, 401),
+    )
+    async def search(
+        self,
+        state: State,
+        principal: NamedDependency[Principal],
+        q: Q = "",
+        category: Annotated[
+            str | None,
+            QueryParameter(pattern=r"^[ABC][0-9]{8}$", description="a category code at any level"),
+        ] = None,
+        brand: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        policy_tag: Annotated[
+            list[PolicyTag] | None, QueryParameter(description="repeat for several (all must hold)")
+        ] = None,
+        price_min: Annotated[int | None, QueryParameter(ge=0, le=9_000_000_000_000_000)] = None,
+        price_max: Annotated[int | None, QueryParameter(ge=0, le=9_000_000_000_000_000)] = None,
+        delivery_region: Annotated[str | None, QueryParameter(pattern=r"^[0-9]{6}$")] = None,
+        sort: Annotated[Sort, QueryParameter()] = "relevance",
+        page: Annotated[int, QueryParameter(ge=1, le=100)] = 1,
+        page_size: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+    ) -> SearchResult:
+        """Offers the principal's region may buy and that deliver there (the region filter is
+        built on the server), with highlights, facets (brand, category, policy tags), a total
+        estimate and the processing time. ``degraded: true`` means Meilisearch was unreachable
+        and PostgreSQL answered."""
+        request = SearchRequest(
+            q=q,
+            category=category,
+            brand=brand,
+            policy_tags=list(policy_tag or []),
+            price_min=price_min,
+            price_max=price_max,
+            delivery_region=delivery_region,
+            sort=sort,
+            page=page,
+            page_size=page_size,
+        )
+        return await query.search(state.pool, state.search, _uid(state), principal, request)
+
+    @get(
+        "/suggest",
+        operation_id="suggestSearch",
+        summary="Completions for a search box",
+        responses=problem_responses(400, 401),
+    )
+    async def suggest(
+        self, state: State, principal: NamedDependency[Principal], q: Q
+    ) -> Suggestions:
+        """Up to eight titles of offers the principal may buy that match what was typed."""
+        return await query.suggest(state.pool, state.search, _uid(state), principal, q)
+
+    @get(
+        "/status",
+        operation_id="getSearchSyncStatus",
+        summary="Search sync lag",
+        responses=problem_responses(401),
+    )
+    async def status(self, state: State, principal: NamedDependency[Principal]) -> SyncStatus:
+        """The age of the oldest change not yet applied to search, and the queue's size."""
+        row = await state.pool.fetchrow(
+            "select count(*) filter (where processed_at is null and parked_at is null) as pending, "
+            "count(*) filter (where parked_at is not null) as parked from outbox"
+        )
+        return SyncStatus(
+            lag_seconds=await outbox_lag_seconds(state.pool),
+            pending=row["pending"],
+            parked=row["parked"],
+        )

@@ -1,0 +1,74 @@
+"""Search requests and results as the API shows them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from emall.listings.models import PolicyTag
+from emall.structs import Struct
+
+Sort = Literal["relevance", "price_asc", "price_desc", "newest", "sales"]
+MAX_QUERY_LENGTH = 200
+
+
+class SearchRequest(Struct):
+    q: Annotated[str, msgspec.Meta(max_length=MAX_QUERY_LENGTH)] = ""
+    category: Annotated[str, msgspec.Meta(pattern=r"^[ABC][0-9]{8}$")] | None = None
+    brand: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    policy_tags: list[PolicyTag] = []
+    price_min: Annotated[int, msgspec.Meta(ge=0, le=9_000_000_000_000_000)] | None = None
+    price_max: Annotated[int, msgspec.Meta(ge=0, le=9_000_000_000_000_000)] | None = None
+    delivery_region: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")] | None = None
+    sort: Sort = "relevance"
+    page: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+    page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
+
+
+class SearchHit(Struct):
+    offer_id: int
+    product_id: int
+    title: str
+    brand: str
+    model: str
+    category_code: str
+    supplier_id: int
+    supplier_name: str
+    price_fen: int
+    policy_tags: list[str]
+    delivery_regions: list[str]
+    highlight: str  # the title with matches wrapped in <em>…</em>
+
+
+class SearchResult(Struct):
+    hits: list[SearchHit]
+    facets: dict[str, dict[str, int]]
+    total_estimate: int
+    page: int
+    page_size: int
+    processing_ms: int
+    degraded: bool
+
+
+class Suggestions(Struct):
+    q: str
+    suggestions: list[str]
+    degraded: bool
+
+
+def hit_from(doc: dict[str, Any], highlight: str | None = None) -> SearchHit:
+    return SearchHit(
+        offer_id=doc["id"],
+        product_id=doc["product_id"],
+        title=doc["title"],
+        brand=doc["brand"],
+        model=doc["model"],
+        category_code=doc["category_code"],
+        supplier_id=doc["supplier_id"],
+        supplier_name=doc["supplier_name"],
+        price_fen=doc["price_fen"],
+        policy_tags=list(doc["policy_tags"]),
+        delivery_regions=list(doc["delivery_regions"]),
+        highlight=highlight or doc["title"],
+    )
