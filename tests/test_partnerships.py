@@ -54,7 +54,7 @@ async def _trail(pool: Pool, partnership_id: int) -> list[tuple[str, str]]:
         select a.action, o.topic
         from audit_events a
         join outbox o on o.aggregate_type = 'partnership' and o.aggregate_id = a.entity_id
-                     and o.xmin = a.xmin
+                     and o.xmin = a.xmin and not o.payload ? 'dated'
         where a.entity_type = 'partnership' and a.entity_id = $1
         order by a.id
         """,
@@ -414,6 +414,13 @@ async def test_patch_changes_only_the_fields_given(
         f"{BASE}/{pid}", json={"effective_to": "2030-12-31", "description": "到期"}, headers=admin
     )
     assert ended.json()["effective_to"] == "2030-12-31"
+    # the end date changes visibility by itself: a refresh is queued for the day after
+    dated = await pool.fetchval(
+        "select count(*) from outbox where aggregate_type = 'partnership' and aggregate_id = $1 "
+        "and payload ? 'dated' and (available_at at time zone 'Asia/Shanghai')::date = '2031-01-01'",
+        str(pid),
+    )
+    assert dated >= 1
     assert ended.json()["description"] == "到期"
     assert ended.json()["name"] == "川南经济区（新）"
 

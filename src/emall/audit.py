@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -51,18 +52,34 @@ async def record_event(
 
 
 async def enqueue(
-    conn: Connection, *, topic: str, aggregate_type: str, aggregate_id: object, payload: Any = None
+    conn: Connection,
+    *,
+    topic: str,
+    aggregate_type: str,
+    aggregate_id: object,
+    payload: Any = None,
+    not_before: datetime | None = None,
 ) -> int:
-    """Write one outbox row; the worker acts on it after the transaction commits."""
+    """Write one outbox row; the worker acts on it after the transaction commits, and not before
+    ``not_before`` when given (for what a date changes by itself: a ban ending, an admission
+    expiring, a region leaving a partnership)."""
     row_id: int = await conn.fetchval(
         """
-        insert into outbox (topic, aggregate_type, aggregate_id, payload)
-        values ($1, $2, $3, coalesce($4, '{}'::jsonb))
+        insert into outbox (topic, aggregate_type, aggregate_id, payload, available_at)
+        values ($1, $2, $3, coalesce($4, '{}'::jsonb), coalesce($5, now()))
         returning id
         """,
         topic,
         aggregate_type,
         str(aggregate_id),
         _plain(payload),
+        not_before,
     )
     return row_id
+
+
+def start_of_business_day(day: date) -> datetime:
+    """00:00 of a business day (Asia/Shanghai), as a moment."""
+    from emall.clock import BUSINESS_TZ
+
+    return datetime.combine(day, time.min, tzinfo=BUSINESS_TZ)

@@ -122,14 +122,13 @@ async def _changed(
     )
     if after.ends_at is not None:
         # The ban lifts by itself at ends_at: ask the worker to refresh visibility then, too.
-        await conn.execute(
-            """
-            insert into outbox (topic, aggregate_type, aggregate_id, payload, available_at)
-            values ('visibility.changed', 'supplier', $1, $2, $3)
-            """,
-            str(after.supplier_id),
-            {"ban_id": after.id, "region_code": after.region_code, "ends": True},
-            after.ends_at,
+        await enqueue(
+            conn,
+            topic="visibility.changed",
+            aggregate_type="supplier",
+            aggregate_id=after.supplier_id,
+            payload={"ban_id": after.id, "region_code": after.region_code, "ends": True},
+            not_before=after.ends_at,
         )
 
 

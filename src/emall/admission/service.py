@@ -8,6 +8,8 @@ row (search visibility depends on admissions), in the same transaction.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import asyncpg
 
 from emall.admission.models import (
@@ -18,7 +20,7 @@ from emall.admission.models import (
     Reason,
 )
 from emall.admission.scope import SCOPE_SQL, list_scope
-from emall.audit import enqueue, record_event
+from emall.audit import enqueue, record_event, start_of_business_day
 from emall.clock import BUSINESS_DATE_SQL, today
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, ValidationFailed
@@ -136,6 +138,20 @@ async def _changed(
             "status": after.status,
         },
     )
+    if after.status == "approved":
+        # An admission starts and ends by itself on its dates: refresh visibility then, too.
+        moments = [start_of_business_day(after.valid_from)] if after.valid_from else []
+        if after.valid_until is not None:
+            moments.append(start_of_business_day(after.valid_until + timedelta(days=1)))
+        for moment in moments:
+            await enqueue(
+                conn,
+                topic="visibility.changed",
+                aggregate_type="supplier",
+                aggregate_id=after.supplier_id,
+                payload={"admission_id": after.id, "dated": True},
+                not_before=moment,
+            )
 
 
 async def apply(

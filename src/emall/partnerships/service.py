@@ -6,12 +6,12 @@ share a partnership in force with a region on a date.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import asyncpg
 import msgspec
 
-from emall.audit import enqueue, record_event
+from emall.audit import enqueue, record_event, start_of_business_day
 from emall.clock import today
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, ValidationFailed
@@ -262,6 +262,23 @@ async def _recorded(
         aggregate_id=after.id,
         payload={"regions": sorted({m.region_code for m in after.members})},
     )
+    # Dates in the future change visibility by themselves (a partnership starting or ending, a
+    # region joining or leaving): refresh it then, too.
+    today_ = today()
+    dates = {after.effective_from}
+    dates.update(m.joined_on for m in after.members)
+    dates.update(m.left_on for m in after.members if m.left_on is not None)
+    if after.effective_to is not None:
+        dates.add(after.effective_to + timedelta(days=1))
+    for day in sorted(d for d in dates if d > today_):
+        await enqueue(
+            conn,
+            topic="visibility.changed",
+            aggregate_type="partnership",
+            aggregate_id=after.id,
+            payload={"regions": sorted({m.region_code for m in after.members}), "dated": True},
+            not_before=start_of_business_day(day),
+        )
 
 
 async def _locked(conn: Connection, principal: Principal, partnership_id: int) -> PartnershipRead:
