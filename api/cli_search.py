@@ -18,7 +18,7 @@ def reindex_command() -> None:
     """Rebuild the offers index into a new index and swap it in (searches never see it empty)."""
     from rich.progress import Progress
 
-    from api.cli import _logging, load_settings_or_exit
+    from api.cli import _logging, _run_migrations, load_settings_or_exit
     from emall.db.pool import create_pool
     from emall.runtime.services import start_services
     from emall.search.client import create_search_client
@@ -47,8 +47,11 @@ def reindex_command() -> None:
             await client.aclose()
             await pool.close()
 
-    with start_services(settings) as services, Progress() as progress:
-        uid = asyncio.run(run(progress))
+    with start_services(settings) as services:
+        assert services.settings.database.url is not None
+        _run_migrations(services.settings.database.url)
+        with Progress() as progress:
+            uid = asyncio.run(run(progress))
     click.echo(f"reindexed and swapped into {uid}")
 
 
@@ -57,7 +60,7 @@ def reindex_command() -> None:
 @click.option("--sample", default=200, show_default=True, help="Documents compared field by field.")
 def verify_command(repair: bool, sample: int) -> None:
     """Compare the database with the index (all ids, a sample of documents) and report drift."""
-    from api.cli import _logging, load_settings_or_exit
+    from api.cli import _logging, _run_migrations, load_settings_or_exit
     from emall.db.pool import create_pool
     from emall.runtime.services import start_services
     from emall.search.client import create_search_client
@@ -82,6 +85,8 @@ def verify_command(repair: bool, sample: int) -> None:
             await pool.close()
 
     with start_services(settings) as services:
+        assert services.settings.database.url is not None
+        _run_migrations(services.settings.database.url)
         report = asyncio.run(run())
     click.echo(
         f"database {report.db_count}, index {report.index_count}: {len(report.missing)} missing, "

@@ -166,6 +166,19 @@ RULES: dict[str, Rule] = {
         "只有本供应商可以导入报价 (only the supplier imports its offers)",
     ),
     "import.read": _rule(None, "own_org_or_region_scope", ""),
+    # ordering: budgets and city rules
+    "budget.read": _rule(None, "own_org_or_region_scope", ""),
+    "budget.manage": _rule(
+        (R.AGENCY_ADMIN,),
+        "own_org",
+        "只有本单位管理员可以管理预算指标 (only the agency's admin manages budget lines)",
+    ),
+    "city_rule.read": _rule(None, "anyone", ""),
+    "city_rule.manage": _rule(
+        (R.OPERATOR,),
+        "region_scope",
+        "只有该地区的交易中心可以修改采购规则 (only the region's operator changes its rules)",
+    ),
 }
 
 
@@ -246,4 +259,6 @@ RESOURCE_NAMES = {
     "offer": "报价",
     "flag": "价格预警",
     "import_job": "导入任务",
+    "budget_line": "预算指标",
+    "city_rule": "采购规则",
 }

@@ -254,6 +254,8 @@ class VerifyReport:
 
 
 async def _index_ids(client: AsyncClient, uid: str) -> set[int]:
+    if not await _exists(client, uid):
+        return set()  # a missing index holds nothing: every listed offer is missing
     ids: set[int] = set()
     offset, page = 0, 1_000
     while True:
@@ -300,6 +302,7 @@ async def verify(
         report.stale = [d["id"] for d in fresh if indexed.get(d["id"]) != d]
     if not repair or report.clean:
         return report
-    documents, removals = await build_documents(conn, [*report.missing, *report.stale])
+    await ensure_index(client, uid)
+    documents, removals = await refresh_mirror(conn, [*report.missing, *report.stale])
     await push(client, uid, documents, [*report.extra, *removals])
     return await verify(conn, client, uid, sample=sample, repair=False)
