@@ -19,6 +19,7 @@ from api.cli import EmallCLIPlugin
 from api.problems import EXCEPTION_HANDLERS
 from api.request_id import RequestIdMiddleware
 from api.routes.admission import AdmissionController, BanController
+from api.routes.budgets import BudgetLineController
 from api.routes.categories import CategoryController, TemplateController
 from api.routes.identity import ApiKeyController, AuthController, MeController
 from api.routes.imports import ImportController
@@ -31,6 +32,7 @@ from api.routes.listings import (
 from api.routes.organisations import OrganisationController
 from api.routes.partnerships import PartnershipController
 from api.routes.regions import RegionController
+from api.routes.rules import CityRuleController
 from api.routes.search import SearchController
 from api.routes.system import health, ready
 from api.routes.users import UserController
@@ -128,10 +130,12 @@ def create_app(
             AdmissionController,
             BanController,
             ImportController,
+            BudgetLineController,
             ProductController,
             OfferController,
             OfferHistoryController,
             PriceController,
+            CityRuleController,
             CategoryController,
             TemplateController,
         ],

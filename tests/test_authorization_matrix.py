@@ -19,6 +19,7 @@ import itertools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
+from emall.clock import today
 from emall.db.pool import Pool
 from emall.seed.demo import DEMO_PASSWORD, demo_uscc
 from emall.settings import load_settings
@@ -416,6 +418,57 @@ def import_job_of(supplier: str) -> Builder:
             "0" * 64,
         )
         return Request("GET", f"/api/v1/imports/{job}")
+
+    return build
+
+
+def city_rule_target(region: str, kind: str) -> Builder:
+    """``in_force``: GET the rule in force (one effective today is ensured); ``version``: GET a
+    fresh version by id; ``add``: POST a new version on a date no other call uses."""
+
+    async def build(pool: Pool) -> Request:
+        if kind == "add":
+            day = (today() + timedelta(days=next(_serial))).isoformat()
+            body = {"effective_from": day, "ceiling_fen": 100_000, "approval_threshold_fen": 0}
+            return Request("POST", f"/api/v1/city-rules/{region}/versions", body)
+        rule_id = await pool.fetchval(
+            "insert into city_rules (region_code, version, effective_from, ceiling_fen, approval_threshold_fen) "
+            "select $1, coalesce(max(version), 0) + 1, $2, 100000, 0 from city_rules where region_code = $1 "
+            "on conflict do nothing returning id",
+            region,
+            today() if kind == "in_force" else date(2090, 1, 1) + timedelta(days=next(_serial)),
+        )
+        if kind == "in_force":
+            return Request("GET", f"/api/v1/city-rules/{region}")
+        return Request("GET", f"/api/v1/city-rule-versions/{rule_id}")
+
+    return build
+
+
+def new_budget_line() -> Builder:
+    async def build(pool: Pool) -> Request:
+        body = {
+            "fiscal_year": 2026,
+            "funding_source": "general_public_budget",
+            "name": f"矩阵预算{next(_serial)}",
+            "amount_fen": 100000,
+        }
+        return Request("POST", "/api/v1/budget-lines", body)
+
+    return build
+
+
+def budget_line_of(agency: str, suffix: str = "", json: Any = None) -> Builder:
+    async def build(pool: Pool) -> Request:
+        line = await pool.fetchval(
+            "insert into budget_lines (agency_id, fiscal_year, funding_source, name, amount_fen) "
+            "values ($1, 2026, 'own_funds', $2, 100000) returning id",
+            await org_id(pool, agency),
+            f"矩阵预算{next(_serial)}",
+        )
+        return Request(
+            "POST" if json is not None else "GET", f"/api/v1/budget-lines/{line}{suffix}", json
+        )
 
     return build
 
@@ -928,6 +981,28 @@ CASES: dict[str, Case] = {
     "listPriceFlags": Case(
         [Scenario("scoped queue", fixed("GET", "/api/v1/prices/flags"), everyone())]
     ),
+    # city rules
+    "getCityRule": Case([Scenario("Neijiang", city_rule_target("511000", "in_force"), everyone())]),
+    "listCityRuleVersions": Case(
+        [Scenario("Neijiang", fixed("GET", "/api/v1/city-rules/511000/versions"), everyone())]
+    ),
+    "getCityRuleVersion": Case(
+        [Scenario("Neijiang", city_rule_target("511000", "version"), everyone())]
+    ),
+    "addCityRuleVersion": Case(
+        [
+            Scenario(
+                "Neijiang",
+                city_rule_target("511000", "add"),
+                only({"nj_operator"}, default=NO),
+            ),
+            Scenario(
+                "Zigong",
+                city_rule_target("510300", "add"),
+                only({"zg_operator"}, default=NO),
+            ),
+        ]
+    ),
     "resolvePriceFlag": Case(
         [
             Scenario(
@@ -1010,6 +1085,56 @@ CASES: dict[str, Case] = {
                 ),
                 only({"admin", "nj_operator", "zg_operator"}, default=NO),
             )
+        ]
+    ),
+    # budget lines
+    "createBudgetLine": Case(
+        [
+            Scenario(
+                "own agency",
+                new_budget_line(),
+                only({"nj_agency_admin", "zg_agency_admin"}, default=NO),
+            )
+        ]
+    ),
+    "listBudgetLines": Case(
+        [Scenario("scoped list", fixed("GET", "/api/v1/budget-lines"), everyone())]
+    ),
+    "getBudgetLine": Case(
+        [
+            Scenario(
+                "NJ agency line",
+                budget_line_of(NJ_AGENCY),
+                only(NJ_AGENCY_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+            Scenario(
+                "ZG agency line",
+                budget_line_of(ZG_AGENCY),
+                only({"zg_agency_admin", "admin"} | ZG_OVERSIGHT),
+            ),
+        ]
+    ),
+    "adjustBudgetLine": Case(
+        [
+            Scenario(
+                "NJ agency line",
+                budget_line_of(NJ_AGENCY, "/adjust", {"delta_fen": 5000, "note": "矩阵追加"}),
+                only({"nj_agency_admin"}, seen_by={"nj_buyer", "admin"} | NJ_OVERSIGHT),
+            ),
+            Scenario(
+                "ZG agency line",
+                budget_line_of(ZG_AGENCY, "/adjust", {"delta_fen": -5000, "note": "矩阵调减"}),
+                only({"zg_agency_admin"}, seen_by={"admin"} | ZG_OVERSIGHT),
+            ),
+        ]
+    ),
+    "listBudgetLedger": Case(
+        [
+            Scenario(
+                "NJ agency line",
+                budget_line_of(NJ_AGENCY, "/ledger"),
+                only(NJ_AGENCY_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
         ]
     ),
     # bulk import

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from emall.audit import record_event
+from emall.clock import today
 from emall.db.pool import Connection, Pool
 from emall.identity.passwords import hash_password
 from emall.organisations.uscc import uscc_check_char
@@ -325,6 +326,85 @@ async def _admissions(conn: Connection, org_ids: dict[str, int]) -> None:
             )
 
 
+# City rules of the two cities (amounts in fen): the e-mall ceiling, the approval threshold,
+# the anti-splitting window and the payment term, in force since 2024-01-01.
+CITY_RULES = (
+    (NEIJIANG, 40_000_000, 5_000_000, 30, 30, "内江市电子卖场采购规则（演示）"),
+    (ZIGONG, 30_000_000, 3_000_000, 30, 15, "自贡市电子卖场采购规则（演示）"),
+)
+
+
+# Budget lines of the demo agencies for the current fiscal year (fen): (agency, source, name, amount).
+BUDGET_LINES = (
+    ("nj_education", "general_public_budget", "办公设备购置", 80_000_000),
+    ("nj_education", "general_public_budget", "办公用品及耗材", 10_000_000),
+    ("nj_hospital", "own_funds", "医疗辅助设备及办公设备", 50_000_000),
+    ("zg_health", "general_public_budget", "办公设备购置", 60_000_000),
+    ("zg_police", "general_public_budget", "办公家具及设备", 40_000_000),
+)
+
+
+async def _budgets(conn: Connection, org_ids: dict[str, int]) -> None:
+    year = today().year
+    for agency, source, name, amount in BUDGET_LINES:
+        line_id = await conn.fetchval(
+            """
+            insert into budget_lines (agency_id, fiscal_year, funding_source, name, amount_fen)
+            values ($1, $2, $3, $4, $5)
+            on conflict (agency_id, fiscal_year, funding_source, name) do nothing returning id
+            """,
+            org_ids[agency],
+            year,
+            source,
+            name,
+            amount,
+        )
+        if line_id is None:
+            continue
+        await conn.execute(
+            "insert into budget_ledger (budget_line_id, kind, amount_fen, note) values ($1, 'allocate', $2, '演示数据 (demo)')",
+            line_id,
+            amount,
+        )
+        await record_event(
+            conn,
+            actor=None,
+            action="budget_line.created",
+            entity_type="budget_line",
+            entity_id=line_id,
+            after={"agency_id": org_ids[agency], "fiscal_year": year, "amount_fen": amount},
+        )
+
+
+async def _city_rules(conn: Connection) -> None:
+    for region, ceiling, threshold, window, term, note in CITY_RULES:
+        rule_id = await conn.fetchval(
+            """
+            insert into city_rules (region_code, version, effective_from, ceiling_fen,
+                                    approval_threshold_fen, splitting_window_days,
+                                    payment_term_days, note)
+            values ($1, 1, date '2024-01-01', $2, $3, $4, $5, $6)
+            on conflict (region_code, version) do nothing returning id
+            """,
+            region,
+            ceiling,
+            threshold,
+            window,
+            term,
+            note,
+        )
+        if rule_id is not None:
+            await record_event(
+                conn,
+                actor=None,
+                action="city_rule.added",
+                entity_type="city_rule",
+                entity_id=rule_id,
+                region_code=region,
+                after={"ceiling_fen": ceiling, "approval_threshold_fen": threshold},
+            )
+
+
 async def seed_demo(pool: Pool, *, catalogue_size: int | None = None) -> SeedReport:
     """Seed the demo; ``catalogue_size`` offers of the demo catalogue (default: the demo size)."""
     report = await _seed_organisations_and_users(pool)
@@ -382,4 +462,6 @@ async def _seed_organisations_and_users(pool: Pool) -> SeedReport:
                     after={"username": user.username, "roles": list(user.roles)},
                 )
         await _admissions(conn, org_ids)
+        await _city_rules(conn)
+        await _budgets(conn, org_ids)
     return SeedReport(organisations_created=orgs_created, users_created=users_created)
