@@ -189,6 +189,14 @@ def in_region_scope(principal: Principal, region_chain: Iterable[str]) -> bool:
     return any(code in principal.scope_regions for code in region_chain)
 
 
+def list_scope(principal: Principal) -> tuple[bool, int, list[str]]:
+    """What a list query may return, as SQL parameters: (sees everything, own organisation id,
+    regions overseen). The same visibility as ``can_see``, for many rows at once."""
+    everything = principal.has_role(R.PLATFORM_ADMIN)
+    overseen = sorted(principal.scope_regions) if principal.has_role(*OVERSIGHT) else []
+    return everything, principal.organisation_id, overseen
+
+
 def can_see(principal: Principal, resource: Resource) -> bool:
     if resource.public or principal.has_role(R.PLATFORM_ADMIN):
         return True

@@ -19,14 +19,14 @@ from emall.admission.models import (
     AdmissionStatus,
     Reason,
 )
-from emall.admission.scope import SCOPE_SQL, list_scope
+from emall.admission.scope import SCOPE_SQL
 from emall.audit import enqueue, record_event, start_of_business_day
 from emall.clock import BUSINESS_DATE_SQL, today
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, ValidationFailed
 from emall.identity.models import OrganisationKind, Principal
 from emall.pagination import Page, page_args, page_of
-from emall.policy import Resource, authorize
+from emall.policy import Resource, authorize, list_scope
 from emall.regions.service import require_region
 
 _COLUMNS = f"""

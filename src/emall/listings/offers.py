@@ -26,7 +26,7 @@ from emall.errors import (
     PreconditionRequired,
     ValidationFailed,
 )
-from emall.identity.models import OrganisationKind, Principal, Role
+from emall.identity.models import OrganisationKind, Principal
 from emall.listings.models import (
     AuditEntry,
     Delivery,
@@ -39,7 +39,7 @@ from emall.listings.models import (
 from emall.listings.prices import check_price_flag, record_price, rise_needs_review
 from emall.listings.products import PRODUCT_COLUMNS, product_from
 from emall.pagination import Page, page_args, page_of
-from emall.policy import OVERSIGHT, Resource, authorize
+from emall.policy import Resource, authorize, list_scope
 
 _COLUMNS = f"""
     o.id as offer_id, o.supplier_id, s.name as supplier_name, o.supplier_sku, o.status,
@@ -145,9 +145,8 @@ async def list_offers(
     queue is ``status=submitted``); everyone else the listed offers buyable in their region."""
     authorize(principal, "offer.read")
     after = page_args(cursor, limit, int)
-    everything = principal.has_role(Role.PLATFORM_ADMIN)
+    everything, _, overseen = list_scope(principal)
     own = principal.organisation_kind == OrganisationKind.SUPPLIER
-    overseen = sorted(principal.scope_regions) if principal.has_role(*OVERSIGHT) else []
     buyer = not (everything or own or overseen)
     rows = await conn.fetch(
         f"""

@@ -21,7 +21,7 @@ import asyncpg
 from emall.audit import record_event
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound
-from emall.identity.models import Principal, Role
+from emall.identity.models import Principal
 from emall.listings.price_models import (
     FlagRead,
     FlagResolve,
@@ -30,7 +30,7 @@ from emall.listings.price_models import (
     PriceStats,
 )
 from emall.pagination import Page, page_args, page_of
-from emall.policy import OVERSIGHT, Resource, authorize
+from emall.policy import Resource, authorize, list_scope
 from emall.regions.service import require_region
 
 if TYPE_CHECKING:
@@ -273,8 +273,7 @@ async def list_flags(
     """The flag queue of the regions the principal oversees."""
     authorize(principal, "flag.read")
     after = page_args(cursor, limit, int)
-    everything = principal.has_role(Role.PLATFORM_ADMIN)
-    overseen = sorted(principal.scope_regions) if principal.has_role(*OVERSIGHT) else []
+    everything, _, overseen = list_scope(principal)
     rows = await conn.fetch(
         f"""
         select {_FLAG_COLUMNS} from offer_flags f
