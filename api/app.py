@@ -29,6 +29,7 @@ from api.routes.listings import (
     PriceController,
     ProductController,
 )
+from api.routes.orders import CartController, CheckoutController, OrderController
 from api.routes.organisations import OrganisationController
 from api.routes.partnerships import PartnershipController
 from api.routes.regions import RegionController
@@ -122,6 +123,9 @@ def create_app(
             AuthController,
             MeController,
             ApiKeyController,
+            CartController,
+            CheckoutController,
+            OrderController,
             SearchController,
             UserController,
             RegionController,

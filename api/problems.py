@@ -33,6 +33,7 @@ from emall.errors import (
     Unavailable,
     ValidationFailed,
 )
+from emall.ordering.errors import CeilingExceeded, IdempotencyMismatch, WarningsToAcknowledge
 
 log = logging.getLogger("emall.api")
 
@@ -52,6 +53,7 @@ class Problem(msgspec.Struct, omit_defaults=True, kw_only=True):
     current_state: str | None = None
     existing_id: int | None = None
     current_etag: str | None = None
+    warnings: list[Any] | None = None
     components: list[str] | None = None
 
 
@@ -63,6 +65,8 @@ _STATUS: dict[type[EmallError], tuple[int, str]] = {
     Conflict: (409, "状态冲突 (conflict)"),
     PreconditionFailed: (412, "数据已被修改 (precondition failed)"),
     PreconditionRequired: (428, "需要 If-Match (precondition required)"),
+    CeilingExceeded: (422, "超过电子卖场限额 (above the e-mall ceiling)"),
+    IdempotencyMismatch: (422, "幂等键冲突 (idempotency key reused)"),
     TooManyAttempts: (429, "请求过多 (too many attempts)"),
     Unavailable: (503, "服务暂不可用 (service unavailable)"),
 }
@@ -131,6 +135,8 @@ def _emall_error(request: Request[Any, Any, Any], exc: EmallError) -> Response[P
         extra["current_state"] = exc.current_state
     if isinstance(exc, Conflict) and exc.existing_id is not None:
         extra["existing_id"] = exc.existing_id
+    if isinstance(exc, WarningsToAcknowledge):
+        extra["warnings"] = msgspec.to_builtins(exc.warnings)
     if isinstance(exc, PreconditionFailed):
         extra["current_etag"] = exc.current_etag
         headers["ETag"] = exc.current_etag
@@ -280,7 +286,7 @@ _DESCRIPTIONS = {
     404: "未找到，或无权查看 (not found, or not visible to this principal)",
     409: "与当前状态冲突 (conflicts with the current state)",
     412: "If-Match 与当前版本不符，请重新读取 (stale: the ETag no longer matches)",
-    422: "幂等键已用于不同的请求 (idempotency key reused with a different body)",
+    422: "业务规则拒绝：超过电子卖场限额，或幂等键已用于不同的请求 (refused by a rule: above the ceiling, or an idempotency key reused with a different body)",
     428: "需要 If-Match 头 (If-Match is required)",
     429: "请求过多，见 Retry-After (throttled; see Retry-After)",
     503: "依赖的服务不可用 (a component is unavailable)",

@@ -354,6 +354,76 @@ def flag_target() -> Builder:
     return build
 
 
+async def _nj_budget_line(pool: Pool) -> int:
+    line = await pool.fetchval(
+        "insert into budget_lines (agency_id, fiscal_year, funding_source, name, amount_fen) "
+        "values ($1, extract(year from now())::int, 'general_public_budget', $2, 100000000) returning id",
+        await org_id(pool, NJ_AGENCY),
+        f"矩阵预算{next(_serial)}",
+    )
+    return int(line)
+
+
+def cart_item_put() -> Builder:
+    async def build(pool: Pool) -> Request:
+        return Request(
+            "PUT",
+            "/api/v1/cart/items",
+            {"offer_id": await _fresh_offer(pool, "listed"), "quantity": 1},
+        )
+
+    return build
+
+
+def cart_item_delete() -> Builder:
+    async def build(pool: Pool) -> Request:
+        offer = await _fresh_offer(pool, "listed")
+        await pool.execute(
+            "insert into cart_items (user_id, offer_id, quantity) select id, $1, 1 from users where username = 'nj_buyer'",
+            offer,
+        )
+        return Request("DELETE", f"/api/v1/cart/items/{offer}")
+
+    return build
+
+
+def checkout_request() -> Builder:
+    async def build(pool: Pool) -> Request:
+        offer = await _fresh_offer(pool, "listed")
+        await pool.execute(
+            "insert into cart_items (user_id, offer_id, quantity) select id, $1, 1 from users where username = 'nj_buyer' "
+            "on conflict do nothing",
+            offer,
+        )
+        body = {
+            "budget_line_id": await _nj_budget_line(pool),
+            "acknowledge": ["price_above_median", "splitting"],
+        }
+        return Request("POST", "/api/v1/checkout", body)
+
+    return build
+
+
+def order_target() -> Builder:
+    async def build(pool: Pool) -> Request:
+        order = await pool.fetchval(
+            """
+            insert into orders (checkout_id, agency_id, buyer_user_id, supplier_id, region_code,
+                                delivery_region_code, budget_line_id, city_rule_id, status, total_fen)
+            values (gen_random_uuid(), $1, (select id from users where username = 'nj_buyer'), $2, '511000',
+                    '511000', $3, (select id from city_rules where region_code = '511000' order by version limit 1),
+                    'submitted', 1000)
+            returning id
+            """,
+            await org_id(pool, NJ_AGENCY),
+            await org_id(pool, NJ_SUPPLIER),
+            await _nj_budget_line(pool),
+        )
+        return Request("GET", f"/api/v1/orders/{order}")
+
+    return build
+
+
 def contact_of(organisation: str) -> Builder:
     async def build(pool: Pool) -> Request:
         oid = await org_id(pool, organisation)
@@ -855,6 +925,28 @@ CASES: dict[str, Case] = {
         ]
     ),
     # bans
+    # ordering: the cart and checkout are the agency buyer's; an order is its agency's and supplier's
+    "getCart": Case(
+        [Scenario("own cart", fixed("GET", "/api/v1/cart"), only({"nj_buyer"}, default=NO))]
+    ),
+    "putCartItem": Case(
+        [Scenario("a listed NJ offer", cart_item_put(), only({"nj_buyer"}, default=NO))]
+    ),
+    "removeCartItem": Case(
+        [Scenario("an item of nj_buyer's", cart_item_delete(), only({"nj_buyer"}, default=NO))]
+    ),
+    "checkout": Case(
+        [Scenario("nj_buyer's cart", checkout_request(), only({"nj_buyer"}, default=NO))]
+    ),
+    "getOrder": Case(
+        [
+            Scenario(
+                "an NJ agency's order from the NJ supplier",
+                order_target(),
+                only(NJ_AGENCY_USERS | NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
     # search: every principal searches what its own region may buy
     "searchOffers": Case(
         [Scenario("own region", fixed("GET", "/api/v1/search", params={"q": "计算机"}), everyone())]

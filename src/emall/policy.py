@@ -173,6 +173,12 @@ RULES: dict[str, Rule] = {
         "own_org",
         "只有本单位管理员可以管理预算指标 (only the agency's admin manages budget lines)",
     ),
+    "order.create": _rule(
+        (R.AGENCY_BUYER,),
+        "own_org",
+        "只有采购员可以下单 (only an agency buyer places orders)",
+    ),
+    "order.read": _rule(None, "own_org_or_region_scope", ""),
     "city_rule.read": _rule(None, "anyone", ""),
     "city_rule.manage": _rule(
         (R.OPERATOR,),
@@ -269,4 +275,5 @@ RESOURCE_NAMES = {
     "import_job": "导入任务",
     "budget_line": "预算指标",
     "city_rule": "采购规则",
+    "order": "订单",
 }

@@ -1,0 +1,1 @@
+"""Ordering: the cart, checkout into one order per supplier, and the orders themselves."""

@@ -1,0 +1,103 @@
+"""Cart, checkout and order data. Money is integer fen."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from emall.structs import Struct
+
+OrderStatus = Literal[
+    "pending_approval",
+    "submitted",
+    "confirmed",
+    "partially_confirmed",
+    "rejected",
+    "shipped",
+    "delivered",
+    "accepted",
+    "settled",
+    "cancelled",
+]
+WarningCode = Literal["price_above_median", "splitting"]
+RegionCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+
+
+class CartItemWrite(Struct):
+    offer_id: int
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+
+
+class CartItemRead(Struct):
+    offer_id: int
+    title: str
+    supplier_id: int
+    supplier_name: str
+    unit_price_fen: int
+    quantity: int
+    line_total_fen: int
+    stock: int
+    min_order_qty: int
+    added_at: datetime
+
+
+class Cart(Struct):
+    items: list[CartItemRead]
+    total_fen: int
+
+
+class CheckoutRequest(Struct):
+    budget_line_id: int
+    delivery_region_code: RegionCode | None = None  # default: the agency's region
+    acknowledge: list[WarningCode] = []  # the warnings the buyer has read and accepts
+
+
+class CheckoutWarning(Struct):
+    code: WarningCode
+    message: str
+    detail: dict[str, Any]
+
+
+class OrderLineRead(Struct):
+    id: int
+    offer_id: int
+    product_id: int
+    title: str
+    unit: str
+    category_code: str
+    unit_price_fen: int
+    quantity: int
+    line_total_fen: int
+    delivery_days: int
+    confirmed_quantity: int | None
+    accepted_quantity: int | None
+
+
+class OrderRead(Struct):
+    id: int
+    checkout_id: str
+    agency_id: int
+    buyer_user_id: int
+    supplier_id: int
+    supplier_name: str
+    region_code: str
+    delivery_region_code: str
+    budget_line_id: int
+    city_rule_id: int
+    city_rule_version: int
+    status: OrderStatus
+    total_fen: int
+    reserved_fen: int
+    warnings: list[CheckoutWarning]
+    lines: list[OrderLineRead]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class CheckoutResult(Struct):
+    checkout_id: str
+    orders: list[OrderRead]
+    warnings: list[CheckoutWarning]
