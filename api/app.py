@@ -29,7 +29,12 @@ from api.routes.listings import (
     PriceController,
     ProductController,
 )
-from api.routes.orders import CartController, CheckoutController, OrderController
+from api.routes.orders import (
+    CartController,
+    CheckoutController,
+    OrderController,
+    OrderLifecycleController,
+)
 from api.routes.organisations import OrganisationController
 from api.routes.partnerships import PartnershipController
 from api.routes.regions import RegionController
@@ -126,6 +131,7 @@ def create_app(
             CartController,
             CheckoutController,
             OrderController,
+            OrderLifecycleController,
             SearchController,
             UserController,
             RegionController,

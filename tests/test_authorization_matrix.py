@@ -424,6 +424,41 @@ def order_target() -> Builder:
     return build
 
 
+def order_in(status: str, action: str, json: Any = None) -> Builder:
+    """An order of the NJ agency from the NJ supplier, with one line, in ``status``."""
+
+    async def build(pool: Pool) -> Request:
+        offer = await _fresh_offer(pool, "listed")
+        order = await pool.fetchval(
+            """
+            insert into orders (checkout_id, agency_id, buyer_user_id, supplier_id, region_code,
+                                delivery_region_code, budget_line_id, city_rule_id, status, total_fen,
+                                accepted_fen)
+            values (gen_random_uuid(), $1, (select id from users where username = 'nj_buyer'), $2, '511000',
+                    '511000', $3, (select id from city_rules where region_code = '511000' order by version limit 1),
+                    $4, 100000, case when $4 = 'accepted' then 0 end)
+            returning id
+            """,
+            await org_id(pool, NJ_AGENCY),
+            await org_id(pool, NJ_SUPPLIER),
+            await _nj_budget_line(pool),
+            status,
+        )
+        await pool.execute(
+            """
+            insert into order_lines (order_id, offer_id, product_id, title, unit, category_code, category3_code,
+                                     unit_price_fen, quantity, line_total_fen, delivery_days)
+            select $1, o.id, o.product_id, '矩阵商品', '台', 'A02010104', 'A02010100', 100000, 1, 100000, 2
+            from offers o where o.id = $2
+            """,
+            order,
+            offer,
+        )
+        return Request("POST", f"/api/v1/orders/{order}/{action}", json)
+
+    return build
+
+
 def contact_of(organisation: str) -> Builder:
     async def build(pool: Pool) -> Request:
         oid = await org_id(pool, organisation)
@@ -944,6 +979,100 @@ CASES: dict[str, Case] = {
                 "an NJ agency's order from the NJ supplier",
                 order_target(),
                 only(NJ_AGENCY_USERS | NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
+    "approveOrder": Case(
+        [
+            Scenario(
+                "waiting NJ order",
+                order_in("pending_approval", "approve"),
+                only(set(), seen_by=NJ_AGENCY_USERS | NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
+    "rejectOrder": Case(
+        [
+            Scenario(
+                "waiting NJ order",
+                order_in("pending_approval", "reject", {"reason": "矩阵驳回"}),
+                only(set(), seen_by=NJ_AGENCY_USERS | NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
+    "confirmOrder": Case(
+        [
+            Scenario(
+                "submitted NJ order",
+                order_in("submitted", "confirm", {}),
+                only(NJ_SUPPLIER_USERS, seen_by=NJ_AGENCY_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
+    "declineOrder": Case(
+        [
+            Scenario(
+                "submitted NJ order",
+                order_in("submitted", "decline", {"reason": "矩阵拒单"}),
+                only(NJ_SUPPLIER_USERS, seen_by=NJ_AGENCY_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
+    "shipOrder": Case(
+        [
+            Scenario(
+                "confirmed NJ order",
+                order_in("confirmed", "ship"),
+                only(NJ_SUPPLIER_USERS, seen_by=NJ_AGENCY_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
+    "deliverOrder": Case(
+        [
+            Scenario(
+                "shipped NJ order",
+                order_in("shipped", "deliver"),
+                only(NJ_SUPPLIER_USERS, seen_by=NJ_AGENCY_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+        ]
+    ),
+    "acceptOrder": Case(
+        [
+            Scenario(
+                "delivered NJ order",
+                order_in("delivered", "accept", {}),
+                only(
+                    {"nj_buyer"},
+                    seen_by={"nj_agency_admin"} | NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"},
+                ),
+            ),
+        ]
+    ),
+    "settleOrder": Case(
+        [
+            Scenario(
+                "accepted NJ order",
+                order_in(
+                    "accepted",
+                    "settle",
+                    {"amount_fen": 0, "paid_on": "2026-11-30", "reference": "矩阵"},
+                ),
+                only(
+                    {"nj_buyer"},
+                    seen_by={"nj_agency_admin"} | NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"},
+                ),
+            ),
+        ]
+    ),
+    "cancelOrder": Case(
+        [
+            Scenario(
+                "submitted NJ order",
+                order_in("submitted", "cancel", {"reason": "矩阵撤单"}),
+                only(
+                    {"nj_buyer"},
+                    seen_by={"nj_agency_admin"} | NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"},
+                ),
             ),
         ]
     ),

@@ -13,8 +13,18 @@ from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.db.pool import Connection
 from emall.identity.models import Principal
-from emall.ordering import cart, checkout, idempotency, orders
-from emall.ordering.models import Cart, CartItemWrite, CheckoutRequest, CheckoutResult, OrderRead
+from emall.ordering import cart, checkout, idempotency, lifecycle, orders
+from emall.ordering.models import (
+    AcceptRequest,
+    Cart,
+    CartItemWrite,
+    CheckoutRequest,
+    CheckoutResult,
+    ConfirmRequest,
+    OrderRead,
+    Reason,
+    SettleRequest,
+)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -125,3 +135,168 @@ class OrderController(Controller):
     ) -> OrderRead:
         """The order with its lines, warnings, budget line and city-rule version."""
         return await orders.get_order(conn, principal, order_id)
+
+
+class OrderLifecycleController(Controller):
+    path = "/orders/{order_id:int}"
+    tags = ["ordering"]
+    dependencies = {**AUTH, **DB}
+    security = SECURITY
+
+    @post(
+        "/approve",
+        operation_id="approveOrder",
+        summary="Approve (agency approver)",
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def approve(
+        self,
+        order_id: FromPath[int],
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[Connection],
+    ) -> OrderRead:
+        """An order above the approval threshold goes to the supplier; its budget is reserved now."""
+        return await lifecycle.approve(conn, principal, order_id)
+
+    @post(
+        "/reject",
+        operation_id="rejectOrder",
+        summary="Reject (agency approver)",
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def reject(
+        self,
+        order_id: FromPath[int],
+        data: JSONBody[Reason],
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[Connection],
+    ) -> OrderRead:
+        """The approver refuses a waiting order, with a reason; its stock is returned."""
+        return await lifecycle.reject_by_approver(conn, principal, order_id, data.reason)
+
+    @post(
+        "/confirm",
+        operation_id="confirmOrder",
+        summary="Confirm, fully or per line (supplier)",
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def confirm(
+        self,
+        order_id: FromPath[int],
+        data: JSONBody[ConfirmRequest],
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[Connection],
+    ) -> OrderRead:
+        """Quantities per line id; what is not confirmed goes back to stock and budget."""
+        return await lifecycle.confirm(conn, principal, order_id, data.quantities)
+
+    @post(
+        "/decline",
+        operation_id="declineOrder",
+        summary="Decline (supplier)",
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def decline(
+        self,
+        order_id: FromPath[int],
+        data: JSONBody[Reason],
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[Connection],
+    ) -> OrderRead:
+        """The supplier rejects the order, with a reason; budget and stock are released."""
+        return await lifecycle.supplier_reject(conn, principal, order_id, data.reason)
+
+    @post(
+        "/ship",
+        operation_id="shipOrder",
+        summary="Ship (supplier)",
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def ship(
+        self,
+        order_id: FromPath[int],
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[Connection],
+    ) -> OrderRead:
+        """The supplier has sent the goods."""
+        return await lifecycle.ship(conn, principal, order_id)
+
+    @post(
+        "/deliver",
+        operation_id="deliverOrder",
+        summary="Deliver (supplier)",
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def deliver(
+        self,
+        order_id: FromPath[int],
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[Connection],
+    ) -> OrderRead:
+        """The goods have arrived; the buyer can accept them."""
+        return await lifecycle.deliver(conn, principal, order_id)
+
+    @post(
+        "/accept",
+        operation_id="acceptOrder",
+        summary="Accept (验收, buyer)",
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def accept(
+        self,
+        order_id: FromPath[int],
+        data: JSONBody[AcceptRequest],
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[Connection],
+    ) -> OrderRead:
+        """Accept all or part per line, recording defects; the payment due date is set from the
+        city rule's payment term."""
+        return await lifecycle.accept(conn, principal, order_id, data.accepted, data.defects)
+
+    @post(
+        "/settle",
+        operation_id="settleOrder",
+        summary="Record payment (buyer)",
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def settle(
+        self,
+        order_id: FromPath[int],
+        data: JSONBody[SettleRequest],
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[Connection],
+    ) -> OrderRead:
+        """The accepted amount, paid on a date with a reference, becomes spent budget."""
+        return await lifecycle.settle(
+            conn,
+            principal,
+            order_id,
+            amount_fen=data.amount_fen,
+            paid_on=data.paid_on,
+            reference=data.reference,
+        )
+
+    @post(
+        "/cancel",
+        operation_id="cancelOrder",
+        summary="Cancel before shipment (buyer)",
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def cancel(
+        self,
+        order_id: FromPath[int],
+        data: JSONBody[Reason],
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[Connection],
+    ) -> OrderRead:
+        """Budget and stock are released."""
+        return await lifecycle.cancel(conn, principal, order_id, data.reason)

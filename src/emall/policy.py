@@ -179,6 +179,21 @@ RULES: dict[str, Rule] = {
         "只有采购员可以下单 (only an agency buyer places orders)",
     ),
     "order.read": _rule(None, "own_org_or_region_scope", ""),
+    "order.approve": _rule(
+        (R.AGENCY_APPROVER,),
+        "own_org",
+        "只有本单位审批人可以审批订单 (only the agency's approver decides)",
+    ),
+    "order.buyer_act": _rule(
+        (R.AGENCY_BUYER, R.AGENCY_APPROVER),
+        "own_org",
+        "只有本单位采购人员可以操作 (only the agency's buyers act on its orders)",
+    ),
+    "order.supplier_act": _rule(
+        (R.SUPPLIER_ADMIN, R.SUPPLIER_STAFF),
+        "own_org",
+        "只有订单的供应商可以操作 (only the order's supplier acts here)",
+    ),
     "city_rule.read": _rule(None, "anyone", ""),
     "city_rule.manage": _rule(
         (R.OPERATOR,),

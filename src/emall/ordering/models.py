@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -88,13 +88,43 @@ class OrderRead(Struct):
     city_rule_id: int
     city_rule_version: int
     status: OrderStatus
+    status_reason: str | None
     total_fen: int
     reserved_fen: int
+    accepted_fen: int | None
+    defects: str | None
+    payment_due_date: date | None
+    paid_fen: int | None
+    paid_on: date | None
+    payment_reference: str | None
     warnings: list[CheckoutWarning]
     lines: list[OrderLineRead]
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class Reason(Struct):
+    reason: Annotated[str, msgspec.Meta(min_length=2, max_length=1000)]
+
+
+class ConfirmRequest(Struct):
+    """Quantities to confirm per order line id; lines left out are confirmed in full."""
+
+    quantities: dict[int, Annotated[int, msgspec.Meta(ge=0)]] = {}
+
+
+class AcceptRequest(Struct):
+    """Quantities accepted per order line id (lines left out: all delivered), and defects."""
+
+    accepted: dict[int, Annotated[int, msgspec.Meta(ge=0)]] = {}
+    defects: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class SettleRequest(Struct):
+    amount_fen: Annotated[int, msgspec.Meta(ge=0, le=9_000_000_000_000_000)]
+    paid_on: date
+    reference: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
 class CheckoutResult(Struct):

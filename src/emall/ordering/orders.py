@@ -13,7 +13,9 @@ from emall.policy import Resource, authorize
 _ORDER = """
 select o.id, o.checkout_id::text as checkout_id, o.agency_id, o.buyer_user_id, o.supplier_id,
        s.name as supplier_name, o.region_code, o.delivery_region_code, o.budget_line_id,
-       o.city_rule_id, r.version as city_rule_version, o.status, o.total_fen, o.reserved_fen,
+       o.city_rule_id, r.version as city_rule_version, o.status, o.status_reason, o.total_fen,
+       o.reserved_fen, o.accepted_fen, o.defects, o.payment_due_date, o.paid_fen, o.paid_on,
+       o.payment_reference,
        o.warnings, o.version, o.created_at, o.updated_at, region_chain(o.region_code) as chain
 from orders o
 join organisations s on s.id = o.supplier_id
