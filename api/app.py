@@ -34,6 +34,7 @@ from api.routes.orders import (
     CheckoutController,
     OrderController,
     OrderLifecycleController,
+    SupplierScoreController,
 )
 from api.routes.organisations import OrganisationController
 from api.routes.partnerships import PartnershipController
@@ -132,6 +133,7 @@ def create_app(
             CheckoutController,
             OrderController,
             OrderLifecycleController,
+            SupplierScoreController,
             SearchController,
             UserController,
             RegionController,

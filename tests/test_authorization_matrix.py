@@ -459,6 +459,13 @@ def order_in(status: str, action: str, json: Any = None) -> Builder:
     return build
 
 
+def supplier_score_target() -> Builder:
+    async def build(pool: Pool) -> Request:
+        return Request("GET", f"/api/v1/suppliers/{await org_id(pool, ZG_SUPPLIER)}/score")
+
+    return build
+
+
 def contact_of(organisation: str) -> Builder:
     async def build(pool: Pool) -> Request:
         oid = await org_id(pool, organisation)
@@ -1076,6 +1083,19 @@ CASES: dict[str, Case] = {
             ),
         ]
     ),
+    "rateOrder": Case(
+        [
+            Scenario(
+                "accepted NJ order",
+                order_in("accepted", "evaluation", {"quality": 5, "delivery": 5, "service": 5}),
+                only(
+                    {"nj_buyer"},
+                    seen_by={"nj_agency_admin"} | NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"},
+                ),
+            ),
+        ]
+    ),
+    "getSupplierScore": Case([Scenario("any supplier", supplier_score_target(), everyone())]),
     # search: every principal searches what its own region may buy
     "searchOffers": Case(
         [Scenario("own region", fixed("GET", "/api/v1/search", params={"q": "计算机"}), everyone())]

@@ -232,3 +232,39 @@ async def test_settlement_must_match_the_accepted_amount(
         0,
         300_000,
     )
+
+
+async def test_rating_once_after_acceptance_and_the_supplier_score(
+    client: AsyncTestClient[Litestar], pool: Pool
+) -> None:
+    order, _, _ = await place(client, pool, "评价型号", 2)
+    rating = {"quality": 5, "delivery": 4, "service": 3, "comment": "送货及时，安装规范"}
+    early = await act(client, pool, "nj_buyer", order["id"], "evaluation", rating)
+    assert early.status_code == 409 and early.json()["current_state"] == "submitted"
+    for user, action, body in (
+        ("nj_supplier_admin", "confirm", {}),
+        ("nj_supplier_admin", "ship", None),
+        ("nj_supplier_admin", "deliver", None),
+        ("nj_buyer", "accept", {}),
+    ):
+        assert (await act(client, pool, user, order["id"], action, body)).status_code == 200
+    assert (
+        await act(client, pool, "nj_supplier_admin", order["id"], "evaluation", rating)
+    ).status_code == 403
+    bad = await act(client, pool, "nj_buyer", order["id"], "evaluation", {**rating, "quality": 6})
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "quality"
+    rated = await act(client, pool, "nj_buyer", order["id"], "evaluation", rating)
+    assert rated.status_code == 201, rated.text
+    again = await act(client, pool, "nj_buyer", order["id"], "evaluation", rating)
+    assert again.status_code == 409
+    score = await client.get(
+        f"/api/v1/suppliers/{order['supplier_id']}/score", headers=await token_for(pool, "zg_buyer")
+    )
+    assert score.json() == {
+        "supplier_id": order["supplier_id"],
+        "ratings": 1,
+        "quality": 5.0,
+        "delivery": 4.0,
+        "service": 3.0,
+        "overall": 4.0,
+    }

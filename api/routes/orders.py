@@ -13,7 +13,7 @@ from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.db.pool import Connection
 from emall.identity.models import Principal
-from emall.ordering import cart, checkout, idempotency, lifecycle, orders
+from emall.ordering import cart, checkout, evaluations, idempotency, lifecycle, orders
 from emall.ordering.models import (
     AcceptRequest,
     Cart,
@@ -21,9 +21,12 @@ from emall.ordering.models import (
     CheckoutRequest,
     CheckoutResult,
     ConfirmRequest,
+    EvaluationCreate,
+    EvaluationRead,
     OrderRead,
     Reason,
     SettleRequest,
+    SupplierScore,
 )
 
 IdempotencyKey = Annotated[
@@ -135,6 +138,27 @@ class OrderController(Controller):
     ) -> OrderRead:
         """The order with its lines, warnings, budget line and city-rule version."""
         return await orders.get_order(conn, principal, order_id)
+
+
+class SupplierScoreController(Controller):
+    path = "/suppliers/{supplier_id:int}/score"
+    tags = ["ordering"]
+    dependencies = {**AUTH, **DB}
+    security = SECURITY
+
+    @get(
+        operation_id="getSupplierScore",
+        summary="A supplier's rating",
+        responses=problem_responses(400, 401, 404),
+    )
+    async def score(
+        self,
+        supplier_id: FromPath[int],
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[Connection],
+    ) -> SupplierScore:
+        """The averages of the ratings agencies gave the supplier after acceptance."""
+        return await evaluations.supplier_score(conn, principal, supplier_id)
 
 
 class OrderLifecycleController(Controller):
@@ -283,6 +307,22 @@ class OrderLifecycleController(Controller):
             paid_on=data.paid_on,
             reference=data.reference,
         )
+
+    @post(
+        "/evaluation",
+        operation_id="rateOrder",
+        summary="Rate the supplier (buyer, once)",
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def rate(
+        self,
+        order_id: FromPath[int],
+        data: JSONBody[EvaluationCreate],
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[Connection],
+    ) -> EvaluationRead:
+        """After acceptance: quality, delivery and service from 1 to 5, with a comment; once per order."""
+        return await evaluations.evaluate(conn, principal, order_id, data)
 
     @post(
         "/cancel",

@@ -131,3 +131,35 @@ class CheckoutResult(Struct):
     checkout_id: str
     orders: list[OrderRead]
     warnings: list[CheckoutWarning]
+
+
+Score = Annotated[int, msgspec.Meta(ge=1, le=5)]
+
+
+class EvaluationCreate(Struct):
+    quality: Score
+    delivery: Score
+    service: Score
+    comment: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+
+
+class EvaluationRead(Struct):
+    order_id: int
+    supplier_id: int
+    quality: int
+    delivery: int
+    service: int
+    comment: str
+    created_by: int
+    created_at: datetime
+
+
+class SupplierScore(Struct):
+    """Averages of the supplier's ratings (1-5), rounded to two places; None before any."""
+
+    supplier_id: int
+    ratings: int
+    quality: float | None
+    delivery: float | None
+    service: float | None
+    overall: float | None
