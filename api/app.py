@@ -29,6 +29,7 @@ from api.routes.listings import (
     PriceController,
     ProductController,
 )
+from api.routes.order_flags import OrderFlagController
 from api.routes.orders import (
     CartController,
     CheckoutController,
@@ -133,6 +134,7 @@ def create_app(
             CheckoutController,
             OrderController,
             OrderLifecycleController,
+            OrderFlagController,
             SupplierScoreController,
             SearchController,
             UserController,

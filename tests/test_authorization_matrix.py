@@ -424,6 +424,21 @@ def order_target() -> Builder:
     return build
 
 
+def order_flag_target() -> Builder:
+    """An open splitting flag on a fresh NJ order, to resolve."""
+
+    async def build(pool: Pool) -> Request:
+        order_request = await order_target()(pool)
+        order = int(order_request.path.rsplit("/", 1)[1])
+        flag = await pool.fetchval(
+            "insert into order_flags (order_id, kind, region_code) values ($1, 'splitting', '511000') returning id",
+            order,
+        )
+        return Request("POST", f"/api/v1/order-flags/{flag}/resolve", {"resolution": "矩阵处理"})
+
+    return build
+
+
 def order_in(status: str, action: str, json: Any = None) -> Builder:
     """An order of the NJ agency from the NJ supplier, with one line, in ``status``."""
 
@@ -979,6 +994,28 @@ CASES: dict[str, Case] = {
     ),
     "checkout": Case(
         [Scenario("nj_buyer's cart", checkout_request(), only({"nj_buyer"}, default=NO))]
+    ),
+    "listOrders": Case([Scenario("scoped list", fixed("GET", "/api/v1/orders"), everyone())]),
+    "listOrdersToApprove": Case(
+        [
+            Scenario(
+                "own agency's queue",
+                fixed("GET", "/api/v1/orders/approval-queue"),
+                only({"nj_agency_admin", "zg_agency_admin"}, default=NO),
+            )
+        ]
+    ),
+    "listOrderFlags": Case(
+        [Scenario("scoped queue", fixed("GET", "/api/v1/order-flags"), everyone())]
+    ),
+    "resolveOrderFlag": Case(
+        [
+            Scenario(
+                "NJ order flag",
+                order_flag_target(),
+                only({"nj_operator"}, seen_by={"nj_auditor", "nz_auditor", "admin"}),
+            ),
+        ]
     ),
     "getOrder": Case(
         [

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import date
 
 from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.deps import AUTH, DB
+from api.idempotent import IdempotencyKey, idempotent
+from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.db.pool import Connection
 from emall.identity.models import Principal
-from emall.ordering import cart, checkout, evaluations, idempotency, lifecycle, orders
+from emall.ordering import cart, checkout, evaluations, lifecycle, lists, orders
 from emall.ordering.models import (
     AcceptRequest,
     Cart,
@@ -24,19 +26,13 @@ from emall.ordering.models import (
     EvaluationCreate,
     EvaluationRead,
     OrderRead,
+    OrderStatus,
+    OrderSummary,
     Reason,
     SettleRequest,
     SupplierScore,
 )
-
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Idempotency-Key",
-        max_length=200,
-        description="makes a retry safe: the same key and body give the same result",
-    ),
-]
+from emall.pagination import Page
 
 
 class CartController(Controller):
@@ -101,21 +97,20 @@ class CheckoutController(Controller):
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         idempotency_key: IdempotencyKey = None,
-    ) -> Response[Any]:
+    ) -> Response[CheckoutResult]:
         """One order per supplier, each checked against the city's rules. 409 lists warnings to
         acknowledge (price above median, order splitting); 422 refuses an order above the
         e-mall ceiling. With Idempotency-Key, a retry returns the first result."""
-        digest = idempotency.request_hash("checkout", data)
-        if idempotency_key is not None:
-            stored = await idempotency.replay(conn, principal, idempotency_key, "checkout", digest)
-            if stored is not None:
-                return Response(stored[1], status_code=stored[0])
-        result: CheckoutResult = await checkout.checkout(conn, principal, data)
-        if idempotency_key is not None:
-            await idempotency.remember(
-                conn, principal, idempotency_key, "checkout", digest, 201, result
-            )
-        return Response(result, status_code=201)
+        return await idempotent(
+            conn,
+            principal,
+            idempotency_key,
+            "checkout",
+            data,
+            lambda: checkout.checkout(conn, principal, data),
+            CheckoutResult,
+            status_code=201,
+        )
 
 
 class OrderController(Controller):
@@ -123,6 +118,54 @@ class OrderController(Controller):
     tags = ["ordering"]
     dependencies = {**AUTH, **DB}
     security = SECURITY
+
+    @get(operation_id="listOrders", summary="Orders", responses=problem_responses(400, 401))
+    async def list_orders(
+        self,
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[Connection],
+        status: FromQuery[list[OrderStatus] | None] = None,
+        agency_id: FromQuery[int | None] = None,
+        supplier_id: FromQuery[int | None] = None,
+        region_code: FromQuery[str | None] = None,
+        overdue: FromQuery[bool] = False,
+        created_from: FromQuery[date | None] = None,
+        created_to: FromQuery[date | None] = None,
+        cursor: PageCursor = None,
+        limit: PageLimit = DEFAULT_LIMIT,
+    ) -> Page[OrderSummary]:
+        """Newest first. An agency sees its orders, a supplier the orders placed with it, an
+        operator or auditor the orders of its regions (``region_code`` narrows to a region and
+        everything under it); ``overdue=true`` keeps accepted orders past their payment date."""
+        return await lists.list_orders(
+            conn,
+            principal,
+            status=status,
+            agency_id=agency_id,
+            supplier_id=supplier_id,
+            region_code=region_code,
+            overdue_only=overdue,
+            created_from=created_from,
+            created_to=created_to,
+            cursor=cursor,
+            limit=limit,
+        )
+
+    @get(
+        "/approval-queue",
+        operation_id="listOrdersToApprove",
+        summary="The approval queue (agency approver)",
+        responses=problem_responses(400, 401, 403),
+    )
+    async def approval_queue(
+        self,
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[Connection],
+        cursor: PageCursor = None,
+        limit: PageLimit = DEFAULT_LIMIT,
+    ) -> Page[OrderSummary]:
+        """The agency's orders above the approval threshold, waiting, oldest first."""
+        return await lists.approval_queue(conn, principal, cursor=cursor, limit=limit)
 
     @get(
         "/{order_id:int}",
@@ -172,23 +215,32 @@ class OrderLifecycleController(Controller):
         operation_id="approveOrder",
         summary="Approve (agency approver)",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 422),
     )
     async def approve(
         self,
         order_id: FromPath[int],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
-    ) -> OrderRead:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderRead]:
         """An order above the approval threshold goes to the supplier; its budget is reserved now."""
-        return await lifecycle.approve(conn, principal, order_id)
+        return await idempotent(
+            conn,
+            principal,
+            idempotency_key,
+            f"order.{order_id}.approve",
+            None,
+            lambda: lifecycle.approve(conn, principal, order_id),
+            OrderRead,
+        )
 
     @post(
         "/reject",
         operation_id="rejectOrder",
         summary="Reject (agency approver)",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 422),
     )
     async def reject(
         self,
@@ -196,16 +248,25 @@ class OrderLifecycleController(Controller):
         data: JSONBody[Reason],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
-    ) -> OrderRead:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderRead]:
         """The approver refuses a waiting order, with a reason; its stock is returned."""
-        return await lifecycle.reject_by_approver(conn, principal, order_id, data.reason)
+        return await idempotent(
+            conn,
+            principal,
+            idempotency_key,
+            f"order.{order_id}.reject",
+            data,
+            lambda: lifecycle.reject_by_approver(conn, principal, order_id, data.reason),
+            OrderRead,
+        )
 
     @post(
         "/confirm",
         operation_id="confirmOrder",
         summary="Confirm, fully or per line (supplier)",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 422),
     )
     async def confirm(
         self,
@@ -213,16 +274,25 @@ class OrderLifecycleController(Controller):
         data: JSONBody[ConfirmRequest],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
-    ) -> OrderRead:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderRead]:
         """Quantities per line id; what is not confirmed goes back to stock and budget."""
-        return await lifecycle.confirm(conn, principal, order_id, data.quantities)
+        return await idempotent(
+            conn,
+            principal,
+            idempotency_key,
+            f"order.{order_id}.confirm",
+            data,
+            lambda: lifecycle.confirm(conn, principal, order_id, data.quantities),
+            OrderRead,
+        )
 
     @post(
         "/decline",
         operation_id="declineOrder",
         summary="Decline (supplier)",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 422),
     )
     async def decline(
         self,
@@ -230,48 +300,75 @@ class OrderLifecycleController(Controller):
         data: JSONBody[Reason],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
-    ) -> OrderRead:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderRead]:
         """The supplier rejects the order, with a reason; budget and stock are released."""
-        return await lifecycle.supplier_reject(conn, principal, order_id, data.reason)
+        return await idempotent(
+            conn,
+            principal,
+            idempotency_key,
+            f"order.{order_id}.decline",
+            data,
+            lambda: lifecycle.supplier_reject(conn, principal, order_id, data.reason),
+            OrderRead,
+        )
 
     @post(
         "/ship",
         operation_id="shipOrder",
         summary="Ship (supplier)",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 422),
     )
     async def ship(
         self,
         order_id: FromPath[int],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
-    ) -> OrderRead:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderRead]:
         """The supplier has sent the goods."""
-        return await lifecycle.ship(conn, principal, order_id)
+        return await idempotent(
+            conn,
+            principal,
+            idempotency_key,
+            f"order.{order_id}.ship",
+            None,
+            lambda: lifecycle.ship(conn, principal, order_id),
+            OrderRead,
+        )
 
     @post(
         "/deliver",
         operation_id="deliverOrder",
         summary="Deliver (supplier)",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 422),
     )
     async def deliver(
         self,
         order_id: FromPath[int],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
-    ) -> OrderRead:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderRead]:
         """The goods have arrived; the buyer can accept them."""
-        return await lifecycle.deliver(conn, principal, order_id)
+        return await idempotent(
+            conn,
+            principal,
+            idempotency_key,
+            f"order.{order_id}.deliver",
+            None,
+            lambda: lifecycle.deliver(conn, principal, order_id),
+            OrderRead,
+        )
 
     @post(
         "/accept",
         operation_id="acceptOrder",
         summary="Accept (验收, buyer)",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 422),
     )
     async def accept(
         self,
@@ -279,17 +376,26 @@ class OrderLifecycleController(Controller):
         data: JSONBody[AcceptRequest],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
-    ) -> OrderRead:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderRead]:
         """Accept all or part per line, recording defects; the payment due date is set from the
         city rule's payment term."""
-        return await lifecycle.accept(conn, principal, order_id, data.accepted, data.defects)
+        return await idempotent(
+            conn,
+            principal,
+            idempotency_key,
+            f"order.{order_id}.accept",
+            data,
+            lambda: lifecycle.accept(conn, principal, order_id, data.accepted, data.defects),
+            OrderRead,
+        )
 
     @post(
         "/settle",
         operation_id="settleOrder",
         summary="Record payment (buyer)",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 422),
     )
     async def settle(
         self,
@@ -297,22 +403,31 @@ class OrderLifecycleController(Controller):
         data: JSONBody[SettleRequest],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
-    ) -> OrderRead:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderRead]:
         """The accepted amount, paid on a date with a reference, becomes spent budget."""
-        return await lifecycle.settle(
+        return await idempotent(
             conn,
             principal,
-            order_id,
-            amount_fen=data.amount_fen,
-            paid_on=data.paid_on,
-            reference=data.reference,
+            idempotency_key,
+            f"order.{order_id}.settle",
+            data,
+            lambda: lifecycle.settle(
+                conn,
+                principal,
+                order_id,
+                amount_fen=data.amount_fen,
+                paid_on=data.paid_on,
+                reference=data.reference,
+            ),
+            OrderRead,
         )
 
     @post(
         "/evaluation",
         operation_id="rateOrder",
         summary="Rate the supplier (buyer, once)",
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 422),
     )
     async def rate(
         self,
@@ -320,16 +435,26 @@ class OrderLifecycleController(Controller):
         data: JSONBody[EvaluationCreate],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
-    ) -> EvaluationRead:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[EvaluationRead]:
         """After acceptance: quality, delivery and service from 1 to 5, with a comment; once per order."""
-        return await evaluations.evaluate(conn, principal, order_id, data)
+        return await idempotent(
+            conn,
+            principal,
+            idempotency_key,
+            f"order.{order_id}.evaluation",
+            data,
+            lambda: evaluations.evaluate(conn, principal, order_id, data),
+            EvaluationRead,
+            status_code=201,
+        )
 
     @post(
         "/cancel",
         operation_id="cancelOrder",
         summary="Cancel before shipment (buyer)",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 422),
     )
     async def cancel(
         self,
@@ -337,6 +462,15 @@ class OrderLifecycleController(Controller):
         data: JSONBody[Reason],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
-    ) -> OrderRead:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderRead]:
         """Budget and stock are released."""
-        return await lifecycle.cancel(conn, principal, order_id, data.reason)
+        return await idempotent(
+            conn,
+            principal,
+            idempotency_key,
+            f"order.{order_id}.cancel",
+            data,
+            lambda: lifecycle.cancel(conn, principal, order_id, data.reason),
+            OrderRead,
+        )

@@ -184,6 +184,11 @@ RULES: dict[str, Rule] = {
         "own_org",
         "只有本单位审批人可以审批订单 (only the agency's approver decides)",
     ),
+    "order.approval_queue": _rule(
+        (R.AGENCY_APPROVER, R.AGENCY_ADMIN),
+        "own_org",
+        "只有本单位审批人可以查看待审批订单 (only the agency's approvers see its approval queue)",
+    ),
     "order.buyer_act": _rule(
         (R.AGENCY_BUYER, R.AGENCY_APPROVER),
         "own_org",
@@ -193,6 +198,12 @@ RULES: dict[str, Rule] = {
         (R.SUPPLIER_ADMIN, R.SUPPLIER_STAFF),
         "own_org",
         "只有订单的供应商可以操作 (only the order's supplier acts here)",
+    ),
+    "order_flag.read": _rule(None, "region_scope", ""),
+    "order_flag.resolve": _rule(
+        (R.OPERATOR,),
+        "region_scope",
+        "只有该地区的交易中心可以处理订单预警 (only the region's operator resolves order flags)",
     ),
     "city_rule.read": _rule(None, "anyone", ""),
     "city_rule.manage": _rule(
@@ -291,4 +302,5 @@ RESOURCE_NAMES = {
     "budget_line": "预算指标",
     "city_rule": "采购规则",
     "order": "订单",
+    "order_flag": "订单预警",
 }

@@ -25,6 +25,7 @@ from emall.clock import today
 from emall.db.pool import Connection
 from emall.errors import Conflict, NotFound, ValidationFailed
 from emall.identity.models import Principal
+from emall.ordering.flags import schedule_payment_check
 from emall.ordering.models import OrderRead, OrderStatus
 from emall.ordering.orders import load_orders, order_resource
 from emall.policy import authorize
@@ -294,11 +295,13 @@ async def accept(
         term = await c.fetchval(
             "select payment_term_days from city_rules where id = $1", order.city_rule_id
         )
+        due = today() + timedelta(days=int(term))
+        await schedule_payment_check(c, order.id, due)
         return {
             "accepted_fen": amount,
             "defects": defects,
             "accepted_at": _now(),
-            "payment_due_date": today() + timedelta(days=int(term)),
+            "payment_due_date": due,
         }
 
     return await _move(

@@ -163,3 +163,51 @@ class SupplierScore(Struct):
     delivery: float | None
     service: float | None
     overall: float | None
+
+
+class OrderSummary(Struct):
+    """An order in a list: no lines; ``overdue`` when accepted, unpaid and past its due date."""
+
+    id: int
+    checkout_id: str
+    agency_id: int
+    agency_name: str
+    supplier_id: int
+    supplier_name: str
+    region_code: str
+    status: OrderStatus
+    total_fen: int
+    reserved_fen: int
+    accepted_fen: int | None
+    payment_due_date: date | None
+    overdue: bool
+    city_rule_version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+FlagKind = Literal["splitting", "overdue", "price"]
+
+
+class OrderFlagRead(Struct):
+    """An order flagged to the region's operator: order splitting (拆单), overdue payment, or a
+    price acknowledged above the category median."""
+
+    id: int
+    order_id: int
+    kind: FlagKind
+    region_code: str
+    agency_id: int
+    agency_name: str
+    supplier_id: int
+    supplier_name: str
+    total_fen: int
+    detail: dict[str, Any]
+    created_at: datetime
+    resolved_at: datetime | None
+    resolved_by: int | None
+    resolution: str | None
+
+
+class OrderFlagResolve(Struct):
+    resolution: Annotated[str, msgspec.Meta(min_length=2, max_length=1000)]

@@ -9,6 +9,7 @@ import signal
 from meilisearch_python_sdk import AsyncClient
 
 from emall.db.pool import Pool, create_pool
+from emall.ordering.flags import PAYMENT_DUE_TOPIC, payment_due_handler
 from emall.outbox.worker import OutboxWorker
 from emall.search.client import create_search_client
 from emall.search.index import index_uid
@@ -21,6 +22,7 @@ log = logging.getLogger("emall.outbox")
 def build_worker(pool: Pool, search: AsyncClient, settings: Settings) -> OutboxWorker:
     """The outbox worker with the handlers of search sync (more features register here)."""
     handlers = search_handlers(search, index_uid(settings.search.index_prefix))
+    handlers[PAYMENT_DUE_TOPIC] = payment_due_handler
     return OutboxWorker(pool, handlers, policies=POLICIES)
 
 
