@@ -93,6 +93,15 @@ async def test_full_lifecycle_with_budget_and_audit(
             "select amount_fen, reserved_fen, spent_fen from budget_lines where id = $1", line
         )
         assert tuple(figures) == balances, action
+        latest = await pool.fetchrow(
+            "select action, actor_user_id from audit_events where entity_type = 'order' "
+            "and entity_id = $1 order by id desc limit 1",
+            str(order["id"]),
+        )
+        assert latest is not None and latest["action"] == f"order.{status}", action
+        assert latest["actor_user_id"] == await pool.fetchval(
+            "select id from users where username = $1", user
+        )
     settled = response.json()
     assert settled["accepted_fen"] == 5_000_000 and settled["paid_fen"] == 5_000_000
     assert settled["payment_due_date"] is not None and settled["defects"].startswith("10台")
@@ -114,6 +123,22 @@ async def test_full_lifecycle_with_budget_and_audit(
         str(order["id"]),
     )
     assert outbox == 6
+    rated = await act(
+        client,
+        pool,
+        "nj_buyer",
+        order["id"],
+        "evaluation",
+        {"quality": 4, "delivery": 5, "service": 4, "comment": "验收中发现包装破损，其余良好"},
+    )
+    assert rated.status_code == 201, rated.text
+    assert await ledger_balances(pool, line) == (20_000_000, 0, 5_000_000)  # rating moves no money
+    last = await pool.fetchval(
+        "select action from audit_events where entity_type = 'order' and entity_id = $1 "
+        "order by id desc limit 1",
+        str(order["id"]),
+    )
+    assert last == "order.rated"
 
 
 async def test_partial_confirmation_returns_budget_and_stock(
