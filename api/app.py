@@ -17,6 +17,7 @@ from litestar.types import ControllerRouterHandler
 import emall
 from api.cli import EmallCLIPlugin
 from api.problems import EXCEPTION_HANDLERS
+from api.request_checks import CheckedRequest, check_query_string
 from api.request_id import RequestIdMiddleware
 from api.routes.admission import AdmissionController, BanController
 from api.routes.budgets import BudgetLineController
@@ -53,6 +54,7 @@ from emall.settings import Settings
 log = logging.getLogger("emall.api")
 
 API_PREFIX = "/api/v1"
+REQUEST_SEARCH_TIMEOUT_S = 2  # seconds a request waits on Meilisearch before answering degraded
 
 
 def _openapi() -> OpenAPIConfig:
@@ -102,7 +104,12 @@ def create_app(
             min_size=settings.database.pool_min,
             max_size=settings.database.pool_max,
         )
-        search = create_search_client(settings.search.url, settings.search.master_key)
+        # Requests get a short timeout, so that a hung Meilisearch turns into degraded search
+        # within a couple of seconds; the worker's pushes of large batches keep the longer one.
+        search = create_search_client(
+            settings.search.url, settings.search.master_key, timeout=REQUEST_SEARCH_TIMEOUT_S
+        )
+        indexer = create_search_client(settings.search.url, settings.search.master_key)
         app.state.pool = pool
         app.state.search = search
         try:  # idempotent; when Meilisearch is down, search answers from PostgreSQL meanwhile
@@ -111,7 +118,7 @@ def create_app(
             log.warning("search index settings not applied at start-up: %r", exc)
         stop_worker = asyncio.Event()
         worker_task = (
-            asyncio.create_task(build_worker(pool, search, settings).run(stop_worker))
+            asyncio.create_task(build_worker(pool, indexer, settings).run(stop_worker))
             if run_worker
             else None
         )
@@ -122,6 +129,7 @@ def create_app(
             if worker_task is not None:
                 await worker_task
             await search.aclose()
+            await indexer.aclose()
             await pool.close()
 
     api = Router(
@@ -163,5 +171,7 @@ def create_app(
         openapi_config=_openapi(),
         plugins=[EmallCLIPlugin()],
         request_max_body_size=2 * 1024 * 1024,
+        request_class=CheckedRequest,  # refuses NUL, bad UTF-8 and deep nesting in JSON bodies
+        before_request=check_query_string,  # and NUL or bad UTF-8 in the query string
         debug=False,
     )

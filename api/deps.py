@@ -3,16 +3,23 @@
 Each request that changes data gets one connection and one transaction through a yield
 dependency: it commits when the handler and response succeed and rolls back otherwise.
 Nested ``conn.transaction()`` blocks inside the library become savepoints.
+
+The transaction depends on the principal, so a request with missing or bad credentials is
+refused before it takes a connection. (Litestar resolves sibling dependencies together and,
+when one of them fails, never runs the cleanup of a yield dependency that already started: the
+connection would stay checked out, mid-transaction, until garbage collection. A burst of bad
+tokens could then drain the pool.)
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from api.request_id import request_id_of
 from emall.db.pool import Connection, Pool
@@ -21,19 +28,47 @@ from emall.identity.models import Principal
 from emall.identity.service import resolve_principal
 from emall.settings import Settings
 
+if TYPE_CHECKING:
+    from asyncpg import Record
+    from asyncpg.pool import PoolConnectionProxy
 
-async def provide_transaction(state: State) -> AsyncGenerator[Connection, None]:
+log = logging.getLogger("emall.api")
+
+
+async def provide_transaction(
+    state: State, principal: NamedDependency[Principal]
+) -> AsyncGenerator[Connection, None]:
+    del principal  # resolved first: see the module docstring
     pool: Pool = state.pool
-    async with pool.acquire() as conn:
+    conn = await pool.acquire()
+    try:
         tx = conn.transaction()
         await tx.start()
         try:
             yield conn
         except BaseException:
-            await tx.rollback()
+            # When PostgreSQL dropped the connection (a restart, a crash) there is nothing to
+            # roll back, and asyncpg has already taken the connection back: the rollback raises.
+            # The request's own error says what happened (a 503), so it is the one raised.
+            try:
+                await tx.rollback()
+            except Exception as rollback_error:
+                log.info("rollback skipped, the connection is gone: %r", rollback_error)
             raise
         else:
             await tx.commit()
+    finally:
+        await _release(pool, conn)
+
+
+async def _release(pool: Pool, conn: PoolConnectionProxy[Record]) -> None:
+    """Give the connection back to the pool. One that PostgreSQL broke mid-operation cannot be
+    reset: asyncpg closes it (the pool opens a new one later) and raises, which must not replace
+    the request's outcome: the commit happened, or its own error is the one raised."""
+    try:
+        await pool.release(conn)
+    except Exception as release_error:
+        log.info("connection closed instead of reused: %r", release_error)
 
 
 def _credential(request: Request[Any, Any, Any]) -> str | None:
@@ -61,7 +96,7 @@ def provide_request_id(request: Request[Any, Any, Any]) -> str | None:
     return request_id_of(request)
 
 
-DB = {"conn": Provide(provide_transaction)}
+DB = {"conn": Provide(provide_transaction)}  # always used together with AUTH
 AUTH = {
     "principal": Provide(provide_principal),
     "request_id": Provide(provide_request_id, sync_to_thread=False),

@@ -86,12 +86,23 @@ _HTTP_TITLES = {
 _DATABASE_DOWN = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,  # a query running when PostgreSQL is stopped or restarted
+    asyncpg.CrashShutdownError,
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection the server broke mid-operation ("cannot switch")
     ConnectionError,
     OSError,
     TimeoutError,
 )
+
+
+def _database_down(exc: BaseException) -> bool:
+    """PostgreSQL is unreachable: the error says so, or every error of a group does (Litestar
+    resolves a request's dependencies concurrently and reports their failures together)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_database_down(inner) for inner in exc.exceptions)
+    return isinstance(exc, _DATABASE_DOWN)
 
 
 def _type_uri(code: str) -> str:
@@ -220,7 +231,7 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     request_id = request_id_of(request)
-    if isinstance(exc, _DATABASE_DOWN):
+    if _database_down(exc):
         log.warning("request %s: database unavailable: %r", request_id, exc)
         return problem_response(
             request,
@@ -266,11 +277,30 @@ def _integrity_error(
     )
 
 
+def _data_error(request: Request[Any, Any, Any], exc: asyncpg.DataError) -> Response[Problem]:
+    """PostgreSQL (or asyncpg, encoding the statement) could not take a value: a number past
+    bigint, an unrepresentable character. The API bounds its input first (api/params.py,
+    api/request_checks.py, the msgspec models); this keeps a missed bound a clear 400, and the
+    log names it so that the bound can be added where the field is declared."""
+    log.warning("request %s: the database refused a value: %s", request_id_of(request), exc)
+    reason = "超出数据库允许的范围 (out of the range the database accepts)"
+    return problem_response(
+        request,
+        status=400,
+        code="validation_failed",
+        title="输入有误 (invalid input)",
+        detail=f"数据超出允许范围 (a value is out of range): {type(exc).__name__}",
+        errors=[FieldError(field="request", reason=reason)],
+    )
+
+
 def _any_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     if isinstance(exc, EmallError):
         return _emall_error(request, exc)
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return _integrity_error(request, exc)
+    if isinstance(exc, asyncpg.DataError):
+        return _data_error(request, exc)
     if isinstance(exc, HTTPException):
         return _http_error(request, exc)
     return _unexpected(request, exc)

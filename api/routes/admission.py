@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 
 from api.deps import AUTH, DB
-from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
+from api.params import DEFAULT_LIMIT, IdFilter, PageCursor, PageLimit, PathId
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.admission import bans, service
@@ -44,7 +44,7 @@ class AdmissionController(Controller):
         conn: NamedDependency[Connection],
         status: FromQuery[AdmissionStatus | None] = None,
         region_code: FromQuery[str | None] = None,
-        supplier_id: FromQuery[int | None] = None,
+        supplier_id: IdFilter = None,
         cursor: PageCursor = None,
         limit: PageLimit = DEFAULT_LIMIT,
     ) -> Page[AdmissionRead]:
@@ -83,7 +83,7 @@ class AdmissionController(Controller):
     )
     async def get_admission(
         self,
-        admission_id: FromPath[int],
+        admission_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> AdmissionRead:
@@ -99,7 +99,7 @@ class AdmissionController(Controller):
     )
     async def approve(
         self,
-        admission_id: FromPath[int],
+        admission_id: PathId,
         data: JSONBody[AdmissionApprove],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -117,7 +117,7 @@ class AdmissionController(Controller):
     )
     async def reject(
         self,
-        admission_id: FromPath[int],
+        admission_id: PathId,
         data: JSONBody[Reason],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -135,7 +135,7 @@ class AdmissionController(Controller):
     )
     async def revoke(
         self,
-        admission_id: FromPath[int],
+        admission_id: PathId,
         data: JSONBody[Reason],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -153,7 +153,7 @@ class AdmissionController(Controller):
     )
     async def withdraw(
         self,
-        admission_id: FromPath[int],
+        admission_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         request_id: NamedDependency[str | None],
@@ -174,7 +174,7 @@ class BanController(Controller):
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         region_code: FromQuery[str | None] = None,
-        supplier_id: FromQuery[int | None] = None,
+        supplier_id: IdFilter = None,
         active: FromQuery[bool | None] = None,
         cursor: PageCursor = None,
         limit: PageLimit = DEFAULT_LIMIT,
@@ -214,7 +214,7 @@ class BanController(Controller):
     )
     async def get_ban(
         self,
-        ban_id: FromPath[int],
+        ban_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> BanRead:
@@ -230,7 +230,7 @@ class BanController(Controller):
     )
     async def lift(
         self,
-        ban_id: FromPath[int],
+        ban_id: PathId,
         data: JSONBody[Reason],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],

@@ -5,9 +5,10 @@ from __future__ import annotations
 from litestar import Controller, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from api.deps import AUTH, DB
+from api.params import PathId
 from api.problems import problem_responses
 from emall.db.pool import Connection
 from emall.identity import service
@@ -95,7 +96,7 @@ class ApiKeyController(Controller):
     )
     async def revoke_api_key(
         self,
-        key_id: FromPath[int],
+        key_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         request_id: NamedDependency[str | None],

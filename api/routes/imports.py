@@ -13,10 +13,10 @@ from litestar.di import NamedDependency
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import FromPath, QueryParameter
+from litestar.params import QueryParameter
 
 from api.deps import AUTH, DB
-from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
+from api.params import DEFAULT_LIMIT, PageCursor, PageLimit, PathId
 from api.problems import PROBLEM_JSON, Problem, problem_responses
 from api.routes.identity import SECURITY
 from emall.db.pool import Connection, Pool
@@ -120,7 +120,7 @@ class ImportController(Controller):
         state: State,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
-        fmt: FormatQuery = None,
+        format: FormatQuery = None,
         filename: FilenameQuery = None,
     ) -> Response[ImportJobRead]:
         """Send the file as the request body (text/csv, application/x-ndjson, application/jsonl
@@ -136,7 +136,7 @@ class ImportController(Controller):
             content = await request.body()
         except RequestEntityTooLarge:
             raise RequestEntityTooLarge(detail=_TOO_LARGE_REASON) from None
-        chosen = _format_of(fmt, filename, request.headers.get("content-type", ""))
+        chosen = _format_of(format, filename, request.headers.get("content-type", ""))
         job = await jobs.create_job(conn, principal, fmt=chosen, filename=filename, content=content)
         pool: Pool = state.pool
         return Response(
@@ -166,7 +166,7 @@ class ImportController(Controller):
     )
     async def get_import_job(
         self,
-        job_id: FromPath[int],
+        job_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> ImportJobRead:

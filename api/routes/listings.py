@@ -6,10 +6,10 @@ from typing import Annotated
 
 from litestar import Controller, Response, get, patch, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, PathParameter
+from litestar.params import FromQuery, HeaderParameter, JSONBody, PathParameter
 
 from api.deps import AUTH, DB
-from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
+from api.params import DEFAULT_LIMIT, IdFilter, PageCursor, PageLimit, PathId
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.admission.models import Reason
@@ -103,7 +103,7 @@ class ProductController(Controller):
     )
     async def get_product(
         self,
-        product_id: FromPath[int],
+        product_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> ProductRead:
@@ -124,7 +124,7 @@ class OfferController(Controller):
         conn: NamedDependency[Connection],
         status: FromQuery[OfferStatus | None] = None,
         category_code: FromQuery[str | None] = None,
-        supplier_id: FromQuery[int | None] = None,
+        supplier_id: IdFilter = None,
         q: FromQuery[str | None] = None,
         cursor: PageCursor = None,
         limit: PageLimit = DEFAULT_LIMIT,
@@ -168,7 +168,7 @@ class OfferController(Controller):
     )
     async def get_offer(
         self,
-        offer_id: FromPath[int],
+        offer_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> Response[OfferRead]:
@@ -183,7 +183,7 @@ class OfferController(Controller):
     )
     async def update_offer(
         self,
-        offer_id: FromPath[int],
+        offer_id: PathId,
         data: JSONBody[OfferUpdate],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -206,7 +206,7 @@ class OfferController(Controller):
     )
     async def submit(
         self,
-        offer_id: FromPath[int],
+        offer_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         request_id: NamedDependency[str | None],
@@ -223,7 +223,7 @@ class OfferController(Controller):
     )
     async def approve(
         self,
-        offer_id: FromPath[int],
+        offer_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         request_id: NamedDependency[str | None],
@@ -240,7 +240,7 @@ class OfferController(Controller):
     )
     async def reject(
         self,
-        offer_id: FromPath[int],
+        offer_id: PathId,
         data: JSONBody[Reason],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -260,7 +260,7 @@ class OfferController(Controller):
     )
     async def delist(
         self,
-        offer_id: FromPath[int],
+        offer_id: PathId,
         data: JSONBody[Reason],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -286,7 +286,7 @@ class OfferHistoryController(Controller):
     )
     async def price_history(
         self,
-        offer_id: FromPath[int],
+        offer_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> list[PricePoint]:
@@ -301,7 +301,7 @@ class OfferHistoryController(Controller):
     )
     async def audit(
         self,
-        offer_id: FromPath[int],
+        offer_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> list[AuditEntry]:
@@ -394,7 +394,7 @@ class PriceController(Controller):
     )
     async def resolve_flag(
         self,
-        flag_id: FromPath[int],
+        flag_id: PathId,
         data: JSONBody[FlagResolve],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],

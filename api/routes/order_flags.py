@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 
 from api.deps import AUTH, DB
-from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
+from api.params import DEFAULT_LIMIT, PageCursor, PageLimit, PathId
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.db.pool import Connection
@@ -52,7 +52,7 @@ class OrderFlagController(Controller):
     )
     async def resolve(
         self,
-        flag_id: FromPath[int],
+        flag_id: PathId,
         data: JSONBody[OrderFlagResolve],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
 from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from api.deps import AUTH, DB
 from api.idempotent import IdempotencyKey, idempotent
-from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
+from api.params import DEFAULT_LIMIT, IdFilter, PageCursor, PageLimit, PathId
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.db.pool import Connection
@@ -72,7 +73,7 @@ class CartController(Controller):
     )
     async def remove_item(
         self,
-        offer_id: FromPath[int],
+        offer_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> Cart:
@@ -125,9 +126,12 @@ class OrderController(Controller):
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         status: FromQuery[list[OrderStatus] | None] = None,
-        agency_id: FromQuery[int | None] = None,
-        supplier_id: FromQuery[int | None] = None,
-        region_code: FromQuery[str | None] = None,
+        agency_id: IdFilter = None,
+        supplier_id: IdFilter = None,
+        region_code: Annotated[
+            str | None,
+            QueryParameter(pattern=r"^[0-9]{6}$", description="a region and everything under it"),
+        ] = None,
         overdue: FromQuery[bool] = False,
         created_from: FromQuery[date | None] = None,
         created_to: FromQuery[date | None] = None,
@@ -175,7 +179,7 @@ class OrderController(Controller):
     )
     async def get_order(
         self,
-        order_id: FromPath[int],
+        order_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> OrderRead:
@@ -196,7 +200,7 @@ class SupplierScoreController(Controller):
     )
     async def score(
         self,
-        supplier_id: FromPath[int],
+        supplier_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> SupplierScore:
@@ -219,7 +223,7 @@ class OrderLifecycleController(Controller):
     )
     async def approve(
         self,
-        order_id: FromPath[int],
+        order_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         idempotency_key: IdempotencyKey = None,
@@ -244,7 +248,7 @@ class OrderLifecycleController(Controller):
     )
     async def reject(
         self,
-        order_id: FromPath[int],
+        order_id: PathId,
         data: JSONBody[Reason],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -270,7 +274,7 @@ class OrderLifecycleController(Controller):
     )
     async def confirm(
         self,
-        order_id: FromPath[int],
+        order_id: PathId,
         data: JSONBody[ConfirmRequest],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -296,7 +300,7 @@ class OrderLifecycleController(Controller):
     )
     async def decline(
         self,
-        order_id: FromPath[int],
+        order_id: PathId,
         data: JSONBody[Reason],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -322,7 +326,7 @@ class OrderLifecycleController(Controller):
     )
     async def ship(
         self,
-        order_id: FromPath[int],
+        order_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         idempotency_key: IdempotencyKey = None,
@@ -347,7 +351,7 @@ class OrderLifecycleController(Controller):
     )
     async def deliver(
         self,
-        order_id: FromPath[int],
+        order_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         idempotency_key: IdempotencyKey = None,
@@ -372,7 +376,7 @@ class OrderLifecycleController(Controller):
     )
     async def accept(
         self,
-        order_id: FromPath[int],
+        order_id: PathId,
         data: JSONBody[AcceptRequest],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -399,7 +403,7 @@ class OrderLifecycleController(Controller):
     )
     async def settle(
         self,
-        order_id: FromPath[int],
+        order_id: PathId,
         data: JSONBody[SettleRequest],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -431,7 +435,7 @@ class OrderLifecycleController(Controller):
     )
     async def rate(
         self,
-        order_id: FromPath[int],
+        order_id: PathId,
         data: JSONBody[EvaluationCreate],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -458,7 +462,7 @@ class OrderLifecycleController(Controller):
     )
     async def cancel(
         self,
-        order_id: FromPath[int],
+        order_id: PathId,
         data: JSONBody[Reason],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 
 from api.deps import AUTH, DB
-from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
+from api.params import DEFAULT_LIMIT, PageCursor, PageLimit, PathId
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.admission.models import SaleRight
@@ -78,7 +78,7 @@ class OrganisationController(Controller):
     )
     async def get_organisation(
         self,
-        organisation_id: FromPath[int],
+        organisation_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> OrganisationRead:
@@ -89,11 +89,11 @@ class OrganisationController(Controller):
         "/{organisation_id:int}",
         operation_id="updateOrganisation",
         summary="Change own profile",
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(400, 401, 403, 404, 409),
     )
     async def update_organisation(
         self,
-        organisation_id: FromPath[int],
+        organisation_id: PathId,
         data: JSONBody[OrganisationUpdate],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -113,7 +113,7 @@ class OrganisationController(Controller):
     )
     async def list_contacts(
         self,
-        organisation_id: FromPath[int],
+        organisation_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> list[ContactRead]:
@@ -128,7 +128,7 @@ class OrganisationController(Controller):
     )
     async def add_contact(
         self,
-        organisation_id: FromPath[int],
+        organisation_id: PathId,
         data: JSONBody[ContactCreate],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -147,8 +147,8 @@ class OrganisationController(Controller):
     )
     async def remove_contact(
         self,
-        organisation_id: FromPath[int],
-        contact_id: FromPath[int],
+        organisation_id: PathId,
+        contact_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         request_id: NamedDependency[str | None],
@@ -166,7 +166,7 @@ class OrganisationController(Controller):
     )
     async def list_qualifications(
         self,
-        organisation_id: FromPath[int],
+        organisation_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> list[QualificationRead]:
@@ -182,7 +182,7 @@ class OrganisationController(Controller):
     )
     async def add_qualification(
         self,
-        organisation_id: FromPath[int],
+        organisation_id: PathId,
         data: JSONBody[QualificationCreate],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -201,7 +201,7 @@ class OrganisationController(Controller):
     )
     async def get_sale_right(
         self,
-        organisation_id: FromPath[int],
+        organisation_id: PathId,
         region_code: FromQuery[str],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],

@@ -6,10 +6,10 @@ from datetime import date
 
 from litestar import Controller, get, patch, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 
 from api.deps import AUTH, DB
-from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
+from api.params import DEFAULT_LIMIT, PageCursor, PageLimit, PathId
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from api.routes.regions import RegionCodePath
@@ -80,7 +80,7 @@ class PartnershipController(Controller):
     )
     async def get_partnership(
         self,
-        partnership_id: FromPath[int],
+        partnership_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> PartnershipRead:
@@ -95,7 +95,7 @@ class PartnershipController(Controller):
     )
     async def update_partnership(
         self,
-        partnership_id: FromPath[int],
+        partnership_id: PathId,
         data: JSONBody[PartnershipUpdate],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -114,7 +114,7 @@ class PartnershipController(Controller):
     )
     async def add_member(
         self,
-        partnership_id: FromPath[int],
+        partnership_id: PathId,
         data: JSONBody[MemberCreate],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -134,7 +134,7 @@ class PartnershipController(Controller):
     )
     async def end_membership(
         self,
-        partnership_id: FromPath[int],
+        partnership_id: PathId,
         region_code: RegionCodePath,
         data: JSONBody[MemberLeave],
         principal: NamedDependency[Principal],
@@ -154,7 +154,7 @@ class PartnershipController(Controller):
     )
     async def set_recognition(
         self,
-        partnership_id: FromPath[int],
+        partnership_id: PathId,
         region_code: RegionCodePath,
         data: JSONBody[RecognitionUpdate],
         principal: NamedDependency[Principal],

@@ -7,9 +7,10 @@ from typing import Annotated
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from api.deps import AUTH, DB
+from api.params import PathId
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.db.pool import Connection
@@ -91,7 +92,7 @@ class CityRuleController(Controller):
     )
     async def get_version(
         self,
-        rule_id: FromPath[int],
+        rule_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> CityRuleRead:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from api.deps import AUTH, DB
-from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
+from api.params import DEFAULT_LIMIT, PageCursor, PageLimit, PathId
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.db.pool import Connection
@@ -31,7 +31,7 @@ class UserController(Controller):
     )
     async def list_users(
         self,
-        organisation_id: FromPath[int],
+        organisation_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         cursor: PageCursor = None,
@@ -52,7 +52,7 @@ class UserController(Controller):
     )
     async def create_user(
         self,
-        organisation_id: FromPath[int],
+        organisation_id: PathId,
         data: JSONBody[UserCreate],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -72,7 +72,7 @@ class UserController(Controller):
     )
     async def get_user(
         self,
-        user_id: FromPath[int],
+        user_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> UserRead:
@@ -87,7 +87,7 @@ class UserController(Controller):
     )
     async def update_user(
         self,
-        user_id: FromPath[int],
+        user_id: PathId,
         data: JSONBody[UserUpdate],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -106,7 +106,7 @@ class UserController(Controller):
     )
     async def deactivate_user(
         self,
-        user_id: FromPath[int],
+        user_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         request_id: NamedDependency[str | None],
@@ -125,7 +125,7 @@ class UserController(Controller):
     )
     async def reactivate_user(
         self,
-        user_id: FromPath[int],
+        user_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         request_id: NamedDependency[str | None],

@@ -7,7 +7,15 @@ keyword arguments only, so that field order never matters.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
+
+# A row id sent by a client. Ids are PostgreSQL bigints: a larger number names no row (and
+# asyncpg cannot even send one past 2**63 - 1), so it is refused when the body is read. The
+# bound sits just below bigint's limit and is exact as a float, as OpenAPI bounds are written.
+MAX_ID = 9_000_000_000_000_000_000
+Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
 
 
 class Struct(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

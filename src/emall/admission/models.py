@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from emall.structs import Struct
+from emall.structs import Id, Struct
 
 AdmissionStatus = Literal["pending", "approved", "rejected", "revoked", "withdrawn", "expired"]
 RegionCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$", examples=["511000"])]
@@ -50,7 +50,7 @@ class AdmissionRead(Struct):
 
 
 class BanCreate(Struct):
-    supplier_id: int
+    supplier_id: Id
     region_code: RegionCode
     reason: ReasonText
     starts_at: datetime | None = None  # default: now

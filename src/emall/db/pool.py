@@ -43,8 +43,18 @@ async def init_connection(conn: Connection) -> None:
         )
 
 
+# A new connection that PostgreSQL does not answer (a frozen or overloaded server) fails after
+# this long: asyncpg's own default is 60 s, and a request would hang that long before its 503.
+CONNECT_TIMEOUT_SECONDS = 3.0
+
+
 async def create_pool(
-    dsn: str, *, min_size: int = 2, max_size: int = 10, application_name: str = "emall"
+    dsn: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    application_name: str = "emall",
+    connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
 ) -> Pool:
     pool = await asyncpg.create_pool(
         dsn,
@@ -53,6 +63,7 @@ async def create_pool(
         init=init_connection,
         server_settings={"application_name": application_name, "timezone": "UTC"},
         command_timeout=60,
+        timeout=connect_timeout,
     )
     assert pool is not None
     return pool

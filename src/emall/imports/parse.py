@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -86,7 +86,7 @@ def count_rows(fmt: str, content: bytes) -> int:
             raise _file_error("文件为空 (the file is empty: a CSV file needs a header row)")
         _check_header(header)
         try:
-            total = sum(1 for record in reader if any(cell.strip() for cell in record))
+            total = sum(1 for record in reader if any(map(str.strip, record)))
         except csv.Error as exc:
             raise _file_error(f"CSV 格式有误 (malformed CSV: {exc})") from None
     if total == 0:
@@ -147,48 +147,56 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | ParseError]]:
 def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | ParseError]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     header = _check_header(next(reader, []))
+    width = len(header)
+    columns = [(name, _READERS.get(name)) for name in header]
     for number, record in enumerate(reader, start=1):
-        if not any(cell.strip() for cell in record):
+        if not any(map(str.strip, record)):
             continue
-        if len(record) > len(header):
+        if len(record) > width:
             yield (
                 number,
                 ParseError(
                     "row",
-                    f"该行比表头多 {len(record) - len(header)} 列 "
-                    f"(the row has {len(record)} cells; the header has {len(header)})",
+                    f"该行比表头多 {len(record) - width} 列 "
+                    f"(the row has {len(record)} cells; the header has {width})",
                 ),
             )
             continue
-        yield number, _csv_row(header, record)
+        yield number, _csv_row(columns, record)
 
 
-def _csv_row(header: list[str], record: list[str]) -> dict[str, Any] | ParseError:
+def _csv_row(
+    columns: list[tuple[str, _CellReader | None]], record: list[str]
+) -> dict[str, Any] | ParseError:
     row: dict[str, Any] = {}
-    for name, raw in zip(header, record, strict=False):
+    for (name, read), raw in zip(columns, record, strict=False):
         cell = raw.strip()
         if not cell:
             continue  # an empty cell: the default
-        if name == "specs":
-            try:
-                specs = _json.decode(cell)
-            except msgspec.DecodeError as exc:
-                return ParseError("specs", f"须为 JSON 对象 (specs must be a JSON object: {exc})")
-            if not isinstance(specs, dict):
-                return ParseError(
-                    "specs", '须为 JSON 对象，如 {"memory_gb": 16} (specs must be a JSON object)'
-                )
-            row[name] = specs
-        elif name == "delivery":
-            delivery = _delivery(cell)
-            if isinstance(delivery, ParseError):
-                return delivery
-            row[name] = delivery
-        elif name in LIST_COLUMNS:
-            row[name] = [item.strip() for item in cell.split(";") if item.strip()]
-        else:
+        if read is None:
             row[name] = cell
+            continue
+        value = read(cell)
+        if isinstance(value, ParseError):
+            return value
+        row[name] = value
     return row
+
+
+def _specs(cell: str) -> dict[str, Any] | ParseError:
+    try:
+        specs = _json.decode(cell)
+    except msgspec.DecodeError as exc:
+        return ParseError("specs", f"须为 JSON 对象 (specs must be a JSON object: {exc})")
+    if not isinstance(specs, dict):
+        return ParseError(
+            "specs", '须为 JSON 对象，如 {"memory_gb": 16} (specs must be a JSON object)'
+        )
+    return specs
+
+
+def _list(cell: str) -> list[str]:
+    return [item.strip() for item in cell.split(";") if item.strip()]
 
 
 def _delivery(cell: str) -> list[dict[str, str]] | ParseError:
@@ -203,3 +211,12 @@ def _delivery(cell: str) -> list[dict[str, str]] | ParseError:
             )
         pairs.append({"region_code": region.strip(), "delivery_days": days.strip()})
     return pairs
+
+
+_CellReader = Callable[[str], Any]
+# How a non-empty cell becomes a value, for the columns that are not plain text.
+_READERS: dict[str, _CellReader] = {
+    "specs": _specs,
+    "delivery": _delivery,
+    **dict.fromkeys(LIST_COLUMNS, _list),
+}

@@ -1,7 +1,9 @@
 """Saving the valid rows of an import: one transaction, set-based.
 
 The rows go into temporary tables with ``COPY`` and every step is one statement over the whole
-set (no per-row round trips):
+set (no per-row round trips). Each row arrives with a new product id and a new offer id drawn
+from the tables' sequences, used only when the row creates that product or offer, so that no
+step has to write generated ids back into the temporary table:
 
 1. missing products are created (a product is found by category, brand and model, compared
    without case or white space; an existing product is used as it is);
@@ -53,6 +55,8 @@ _ROW_COLUMNS = (
     "warranty_months",
     "policy_tags",
     "delivery_key",
+    "product_id",
+    "offer_id",
 )
 
 _CREATE_TEMP_TABLES = """
@@ -80,8 +84,9 @@ create temp table import_rows (
     -- the same keys as products.brand_key and products.model_key
     brand_key            text generated always as (lower(regexp_replace(brand, '\\s+', '', 'g'))) stored,
     model_key            text generated always as (lower(regexp_replace(model, '\\s+', '', 'g'))) stored,
-    product_id           bigint,
-    offer_id             bigint,
+    product_id           bigint not null,  -- a new id, or the existing product's
+    product_new          boolean not null default true,
+    offer_id             bigint not null,  -- a new id, or the existing offer's
     action               text not null default 'created',  -- or updated, unchanged
     changed              text[] not null default '{}',     -- the offer fields that differ
     old_price_fen        bigint,
@@ -98,45 +103,63 @@ create temp table import_delivery (
 ) on commit drop;
 """
 
-# An offer as its audit events show it (``o`` is the offer).
-_OFFER_JSON = """jsonb_build_object(
+
+def _offer_json(delivery: str) -> str:
+    """An offer as its audit events show it (``o`` is the offer), with its delivery regions
+    from ``delivery`` (a JSON array)."""
+    return f"""jsonb_build_object(
     'id', o.id, 'product_id', o.product_id, 'supplier_id', o.supplier_id,
     'supplier_sku', o.supplier_sku, 'status', o.status, 'status_reason', o.status_reason,
     'price_fen', o.price_fen, 'reference_price_fen', o.reference_price_fen,
     'reference_source_url', o.reference_source_url, 'reference_date', o.reference_date,
     'stock', o.stock, 'min_order_qty', o.min_order_qty, 'warranty_months', o.warranty_months,
     'policy_tags', to_jsonb(o.policy_tags), 'review_region_code', o.review_region_code,
-    'version', o.version,
-    'delivery', coalesce((select jsonb_agg(jsonb_build_object('region_code', d.region_code,
-                                                              'delivery_days', d.delivery_days)
-                                           order by d.region_code)
-                          from offer_delivery d where d.offer_id = o.id), '[]'::jsonb))"""
+    'version', o.version, 'delivery', {delivery})"""
+
+
+_DELIVERY_JSON = """jsonb_agg(jsonb_build_object('region_code', d.region_code,
+                                          'delivery_days', d.delivery_days)
+                       order by d.region_code)"""
+
+# Rows whose product exists take its id; the others keep the new id they came with.
+_EXISTING_PRODUCTS = """
+update import_rows t set product_id = p.id, product_new = false
+from products p
+where p.category_code = t.category_code and p.brand_key = t.brand_key and p.model_key = t.model_key
+"""
 
 _CREATE_PRODUCTS = """
 with created as (
-    insert into products (category_code, brand, model, title, specs, image_urls, unit, created_by)
-    select distinct on (category_code, brand_key, model_key)
-           category_code, brand, model, title, specs::jsonb, image_urls, unit, $1
+    insert into products (id, category_code, brand, model, title, specs, image_urls, unit,
+                          created_by)
+    overriding system value
+    select product_id, category_code, brand, model, title, specs::jsonb, image_urls, unit, $1
     from import_rows
-    order by category_code, brand_key, model_key, row_no
+    where product_new
+    order by row_no
     on conflict (category_code, brand_key, model_key) do nothing
     returning id, category_code, brand, model, title, specs, image_urls, unit
+), events as (
+    insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type,
+                              entity_id, after, request_id)
+    select $2, $1, 'product.created', 'product', c.id::text,
+           jsonb_build_object('id', c.id, 'category_code', c.category_code, 'brand', c.brand,
+                              'model', c.model, 'title', c.title, 'specs', c.specs,
+                              'image_urls', to_jsonb(c.image_urls), 'unit', c.unit,
+                              'import_job_id', $3::bigint),
+           $4
+    from created c
 )
-insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type, entity_id,
-                          after, request_id)
-select $2, $1, 'product.created', 'product', c.id::text,
-       jsonb_build_object('id', c.id, 'category_code', c.category_code, 'brand', c.brand,
-                          'model', c.model, 'title', c.title, 'specs', c.specs,
-                          'image_urls', to_jsonb(c.image_urls), 'unit', c.unit,
-                          'import_job_id', $3::bigint),
-       $4
-from created c
+select (select count(*) from created) = (select count(*) from import_rows where product_new)
 """
 
-_MAP_PRODUCTS = """
-update import_rows t set product_id = p.id
+# A product row that did not insert (another row of the file, or a concurrent import, created
+# the same product first) takes the id of the product that did.
+_REMAP_PRODUCTS = """
+update import_rows t set product_id = p.id, product_new = false
 from products p
-where p.category_code = t.category_code and p.brand_key = t.brand_key and p.model_key = t.model_key
+where t.product_new and p.id <> t.product_id
+  and p.category_code = t.category_code and p.brand_key = t.brand_key and p.model_key = t.model_key
 """
 
 # Lock the supplier's offers that the file names, then compare each with its row.
@@ -201,8 +224,12 @@ where o.supplier_id = $1 and o.product_id = t.product_id and o.supplier_sku <> t
 returning t.row_no, o.supplier_sku as other_sku
 """
 
+# The delivery regions an offer has now.
+_STORED_DELIVERY = f"""coalesce(
+    (select {_DELIVERY_JSON} from offer_delivery d where d.offer_id = o.id), '[]'::jsonb)"""
+
 _BEFORE = f"""
-update import_rows t set before = {_OFFER_JSON}
+update import_rows t set before = {_offer_json(_STORED_DELIVERY)}
 from offers o
 where t.action = 'updated' and o.id = t.offer_id
 """
@@ -223,20 +250,14 @@ from unnest($1::bigint[], $2::integer[]) as u(offer_id, days)
 """
 
 _INSERT_OFFERS = """
-with created as (
-    insert into offers (product_id, supplier_id, supplier_sku, status, price_fen,
-                        reference_price_fen, reference_source_url, reference_date, stock,
-                        min_order_qty, warranty_months, policy_tags)
-    select product_id, $1, supplier_sku, 'draft', price_fen, reference_price_fen,
-           reference_source_url, reference_date, stock, min_order_qty, warranty_months,
-           policy_tags
-    from import_rows where action = 'created'
-    order by row_no
-    returning id, supplier_sku
-)
-update import_rows t set offer_id = c.id
-from created c
-where t.action = 'created' and t.supplier_sku = c.supplier_sku
+insert into offers (id, product_id, supplier_id, supplier_sku, status, price_fen,
+                    reference_price_fen, reference_source_url, reference_date, stock,
+                    min_order_qty, warranty_months, policy_tags)
+overriding system value
+select offer_id, product_id, $1, supplier_sku, 'draft', price_fen, reference_price_fen,
+       reference_source_url, reference_date, stock, min_order_qty, warranty_months, policy_tags
+from import_rows where action = 'created'
+order by row_no
 """
 
 _UPDATE_OFFERS = """
@@ -292,15 +313,21 @@ where action = 'updated' and old_status = 'listed'
 order by row_no
 """
 
+# After the import an offer delivers where its row says (an unchanged delivery is the same set),
+# so the events take the delivery from the file rather than reading it back offer by offer.
 _AUDIT_OFFERS = f"""
 insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type, entity_id,
                           region_code, before, after, request_id)
 select $1, $2, 'offer.imported', 'offer', o.id::text, coalesce(o.review_region_code, $3),
        t.before,
-       {_OFFER_JSON} || jsonb_build_object('import_job_id', $4::bigint, 'row', t.row_no,
-                                           'result', t.action, 'changed', to_jsonb(t.changed)),
+       {_offer_json("coalesce(f.delivery, '[]'::jsonb)")}
+           || jsonb_build_object('import_job_id', $4::bigint, 'row', t.row_no,
+                                 'result', t.action, 'changed', to_jsonb(t.changed)),
        $5
-from import_rows t join offers o on o.id = t.offer_id
+from import_rows t
+join offers o on o.id = t.offer_id
+left join (select d.row_no, {_DELIVERY_JSON} as delivery from import_delivery d group by d.row_no)
+    as f on f.row_no = t.row_no
 where t.action in ('created', 'updated')
 order by t.row_no
 """
@@ -327,12 +354,24 @@ class SaveResult:
 _specs_encoder = msgspec.json.Encoder(order="sorted")
 
 
+async def _new_ids(conn: Connection, table: str, n: int) -> list[int]:
+    """``n`` ids from the table's identity sequence, for rows that may need one."""
+    ids: list[int] = await conn.fetchval(
+        "select array_agg(nextval(q.sequence)) "
+        "from (select pg_get_serial_sequence($1, 'id')::regclass as sequence) q, "
+        "generate_series(1, $2)",
+        table,
+        n,
+    )
+    return ids
+
+
 def _records(
-    rows: list[tuple[int, OfferRow]],
+    rows: list[tuple[int, OfferRow]], product_ids: list[int], offer_ids: list[int]
 ) -> tuple[list[tuple[object, ...]], list[tuple[int, str, int]]]:
     records: list[tuple[object, ...]] = []
     deliveries: list[tuple[int, str, int]] = []
-    for number, row in rows:
+    for (number, row), product_id, offer_id in zip(rows, product_ids, offer_ids, strict=True):
         by_region = sorted((d.region_code, d.delivery_days) for d in row.delivery)
         records.append(
             (
@@ -354,6 +393,8 @@ def _records(
                 row.warranty_months,
                 sorted(set(row.policy_tags)),
                 ";".join(f"{region}:{days}" for region, days in by_region),
+                product_id,
+                offer_id,
             )
         )
         deliveries.extend((number, region, days) for region, days in by_region)
@@ -379,7 +420,9 @@ async def save_rows(
         supplier_id,
     )
     await conn.execute(_CREATE_TEMP_TABLES)
-    records, deliveries = _records(rows)
+    product_ids = await _new_ids(conn, "products", len(rows))
+    offer_ids = await _new_ids(conn, "offers", len(rows))
+    records, deliveries = _records(rows, product_ids, offer_ids)
     await conn.copy_records_to_table("import_rows", records=records, columns=_ROW_COLUMNS)
     await conn.copy_records_to_table(
         "import_delivery",
@@ -389,8 +432,9 @@ async def save_rows(
     await conn.execute("create index on import_rows (supplier_sku)")
     await conn.execute("analyze import_rows")
 
-    await conn.execute(_CREATE_PRODUCTS, supplier_id, actor.user_id, job_id, request_id)
-    await conn.execute(_MAP_PRODUCTS)
+    await conn.execute(_EXISTING_PRODUCTS)
+    if not await conn.fetchval(_CREATE_PRODUCTS, supplier_id, actor.user_id, job_id, request_id):
+        await conn.execute(_REMAP_PRODUCTS)
     await conn.execute("create index on import_rows (product_id)")
     await conn.fetchval(_LOCK_OFFERS, supplier_id)
     await conn.execute(_MATCH_OFFERS, supplier_id)

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from emall.structs import Struct
+from emall.structs import Id, Struct
 
 PolicyTag = Literal[
     "sme", "energy_saving", "environmental_label", "poverty_alleviation", "innovation"
@@ -70,7 +70,7 @@ class OfferTerms(Struct):
 
 
 class OfferCreate(OfferTerms, kw_only=True):
-    product_id: int
+    product_id: Id
     supplier_sku: Sku
 
 

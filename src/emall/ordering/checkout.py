@@ -8,8 +8,18 @@
   would together exceed the ceiling; an acknowledged splitting warning is flagged to the
   region's operator.
 * Stock is taken with one conditional update per offer (never oversold); an order above the
-  approval threshold waits for an approver, any other reserves its budget at once. Any refusal
-  undoes the whole checkout.
+  approval threshold waits for an approver, any other reserves its budget at once (one
+  conditional update of the line, a ledger row and an audit event per order, as
+  ``emall.budgets.service.reserve`` does). Any refusal undoes the whole checkout.
+
+A checkout is three statements, whatever the cart holds: one reads everything the checks need
+(the delivery region, the budget line, the rule in force, the cart with each offer's
+visibility, delivery time and category median, and the agency's earlier orders per category);
+one writes the whole checkout with data-modifying CTEs (stock, orders, lines, budget, flags,
+cart) and returns the orders; one records the audit events and outbox rows. The database's
+conditional updates and checks still decide stock and budget: the statement locks the offers
+in id order before the budget line, as concurrent checkouts must never wait on each other in
+a cycle.
 """
 
 from __future__ import annotations
@@ -18,49 +28,188 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from emall.audit import enqueue, record_event
-from emall.budgets import service as budgets
+import asyncpg
+import msgspec
+
+from emall.clock import today
 from emall.db.pool import Connection
 from emall.errors import Conflict, ValidationFailed
 from emall.identity.models import Principal
 from emall.listings.offers import BUYER_VISIBLE_SQL
 from emall.ordering.errors import CeilingExceeded, WarningsToAcknowledge
-from emall.ordering.models import CheckoutRequest, CheckoutResult, CheckoutWarning
-from emall.ordering.orders import load_orders
+from emall.ordering.models import (
+    CheckoutRequest,
+    CheckoutResult,
+    CheckoutWarning,
+    OrderLineRead,
+    OrderRead,
+)
 from emall.policy import Resource, authorize
 from emall.regions.service import require_region
-from emall.rules.service import rule_in_force
 
-_CART = f"""
-select c.offer_id, c.quantity, o.supplier_id, o.product_id, o.price_fen, o.min_order_qty,
-       o.policy_tags, p.title, p.unit, p.category_code,
-       coalesce((select k.code from categories k
-                 where k.code = any(category_chain(p.category_code)) and k.level = 3),
-                p.category_code) as category3_code,
-       (select d.delivery_days from offer_delivery d
-        where d.offer_id = o.id and d.region_code = any(region_chain($3)) order by d.delivery_days limit 1)
-           as delivery_days,
-       {BUYER_VISIBLE_SQL.format(r="$2")} as visible
-from cart_items c
-join offers o on o.id = c.offer_id
-join products p on p.id = o.product_id
-where c.user_id = $1
-order by c.offer_id
+# $1 user, $2 the buyer's region, $3 the delivery region, $4 the budget line, $5 today, $6 the
+# agency. One row per cart item (one row of nulls for an empty cart).
+_READ = f"""
+with chains as materialized (
+    select region_chain($2) as buyer, region_chain($3) as delivery
+), rule as (
+    -- the version in force on $5 for the region or its nearest ancestor (as rule_in_force)
+    select r.id, r.version, r.ceiling_fen, r.approval_threshold_fen, r.splitting_window_days
+    from chains h
+    cross join unnest(h.buyer) with ordinality as c(code, depth)
+    join city_rules r on r.region_code = c.code
+    where r.effective_from <= $5
+    order by c.depth, r.effective_from desc
+    limit 1
+), items as (
+    select c.offer_id, c.quantity, o.supplier_id, o.product_id, o.price_fen, o.min_order_qty,
+           o.policy_tags, p.title, p.unit, p.category_code,
+           coalesce((select k.code from categories k
+                     where k.code = any(category_chain(p.category_code)) and k.level = 3),
+                    p.category_code) as category3_code,
+           (select d.delivery_days from offer_delivery d, chains h
+            where d.offer_id = o.id and d.region_code = any(h.delivery)
+            order by d.delivery_days limit 1) as delivery_days,
+           {BUYER_VISIBLE_SQL.format(r="$2")} as visible,
+           (select round(percentile_cont(0.5) within group (order by m.price_fen))::bigint
+            from offers m join products mp on mp.id = m.product_id
+            where m.status = 'listed' and mp.category_code = p.category_code) as median_fen
+    from cart_items c
+    join offers o on o.id = c.offer_id
+    join products p on p.id = o.product_id
+    where c.user_id = $1
+), earlier as (
+    -- the agency's live orders per level-3 category of the cart, within the rule's window
+    select k.category3_code, array_agg(e.id order by e.id) as order_ids,
+           sum(e.amount)::bigint as amount_fen
+    from (select distinct category3_code from items) k
+    cross join rule r
+    join lateral (
+        select o.id, sum(l.line_total_fen) as amount
+        from orders o join order_lines l on l.order_id = o.id
+        where o.agency_id = $6 and l.category3_code = k.category3_code
+          and o.status not in ('cancelled', 'rejected')
+          and o.created_at >= now() - make_interval(days => r.splitting_window_days)
+        group by o.id
+    ) e on true
+    group by k.category3_code
+)
+select h.delivery as delivery_chain,
+       (select agency_id from budget_lines where id = $4) as line_agency_id,
+       r.id as rule_id, r.version as rule_version, r.ceiling_fen, r.approval_threshold_fen,
+       r.splitting_window_days,
+       i.*, e.order_ids as earlier_order_ids, e.amount_fen as earlier_fen
+from chains h
+left join rule r on true
+left join items i on true
+left join earlier e on e.category3_code = i.category3_code
+order by i.offer_id
 """
 
-_MEDIAN = """
-select round(percentile_cont(0.5) within group (order by o.price_fen))::bigint
-from offers o join products p on p.id = o.product_id
-where o.status = 'listed' and p.category_code = $1
+# $1 checkout id, $2 agency, $3 user, $4 the buyer's region, $5 the delivery region, $6 the
+# budget line, $7 the rule, $8 offer ids in id order, $9 the orders (JSON), $10 the lines (JSON),
+# $11 the budget to reserve (the submitted orders' total), $12 how many orders reserve it.
+_WRITE = """
+with wanted as (
+    select * from jsonb_to_recordset($10::jsonb) as l(
+        supplier_id bigint, offer_id bigint, product_id bigint, title text, unit text,
+        category_code text, category3_code text, unit_price_fen bigint, quantity integer,
+        delivery_days integer, policy_tags text[])
+), new_orders as (
+    select * from jsonb_to_recordset($9::jsonb) as s(
+        supplier_id bigint, status text, total_fen bigint, warnings jsonb, splitting jsonb)
+), locked as materialized (
+    select id from offers where id = any($8::bigint[]) order by id for update
+), stock as (
+    update offers o
+    set stock = o.stock - w.quantity, sales_count = o.sales_count + w.quantity,
+        updated_at = now()
+    from wanted w
+    where o.id = w.offer_id and o.id in (select id from locked)
+      and o.status = 'listed' and o.stock >= w.quantity
+    returning o.id
+), placed as (
+    insert into orders (checkout_id, agency_id, buyer_user_id, supplier_id, region_code,
+                        delivery_region_code, budget_line_id, city_rule_id, status, total_fen,
+                        reserved_fen, warnings)
+    select $1, $2, $3, n.supplier_id, $4, $5, $6, $7, n.status, n.total_fen,
+           case when n.status = 'submitted' then n.total_fen else 0 end, n.warnings
+    from new_orders n
+    order by n.supplier_id
+    returning *
+), lined as (
+    insert into order_lines (order_id, offer_id, product_id, title, unit, category_code,
+                             category3_code, unit_price_fen, quantity, line_total_fen,
+                             delivery_days, policy_tags)
+    select p.id, w.offer_id, w.product_id, w.title, w.unit, w.category_code, w.category3_code,
+           w.unit_price_fen, w.quantity, w.unit_price_fen * w.quantity, w.delivery_days,
+           w.policy_tags
+    from placed p join wanted w on w.supplier_id = p.supplier_id
+    order by p.id, w.offer_id
+    returning id, order_id, offer_id, product_id, title, unit, category_code, unit_price_fen,
+              quantity, line_total_fen, delivery_days, confirmed_quantity, accepted_quantity
+), reserved as (
+    -- one conditional update decides, so concurrent reservations can never together exceed
+    -- the amount; it reads the stock first, so the offers are locked before the line
+    update budget_lines
+    set reserved_fen = reserved_fen + $11, version = version + $12, updated_at = now()
+    where id = $6 and $12 > 0 and reserved_fen + spent_fen + $11 <= amount_fen
+      and (select count(*) from stock) = cardinality($8::bigint[])
+    returning id, agency_id, amount_fen, reserved_fen, spent_fen, version
+), reservations as (
+    -- each submitted order's reservation, with the line's figures after it (in supplier order)
+    select p.id as order_id, p.total_fen, r.id as line_id, r.agency_id, r.amount_fen, r.spent_fen,
+           r.reserved_fen - $11 + sum(p.total_fen) over w as reserved_after,
+           r.version - $12 + row_number() over w as version_after
+    from reserved r cross join placed p
+    where p.status = 'submitted'
+    window w as (order by p.supplier_id)
+), ledger as (
+    insert into budget_ledger (budget_line_id, kind, amount_fen, order_id, created_by)
+    select line_id, 'reserve', total_fen, order_id, $3
+    from reservations order by reserved_after
+), budget_events as (
+    insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type,
+                              entity_id, region_code, after)
+    select $3, (select organisation_id from users where id = $3), 'budget_line.reserved',
+           'budget_line', m.line_id::text,
+           (select a.region_code from organisations a where a.id = m.agency_id),
+           jsonb_build_object('kind', 'reserve', 'amount_fen', m.total_fen,
+                              'order_id', m.order_id, 'amount_fen_after', m.amount_fen,
+                              'reserved_fen_after', m.reserved_after,
+                              'spent_fen_after', m.spent_fen, 'version', m.version_after)
+    from reservations m
+    order by m.reserved_after
+), flagged as (
+    insert into order_flags (order_id, kind, region_code, detail)
+    select p.id, 'splitting', $4, n.splitting
+    from placed p join new_orders n on n.supplier_id = p.supplier_id
+    where n.splitting is not null
+), emptied as (
+    delete from cart_items where user_id = $3 and offer_id = any($8::bigint[])
+)
+select p.id, p.checkout_id::text as checkout_id, p.supplier_id,
+       (select s.name from organisations s where s.id = p.supplier_id) as supplier_name,
+       p.status, p.total_fen, p.reserved_fen, p.warnings, p.version, p.created_at, p.updated_at,
+       (select jsonb_agg(to_jsonb(l) - 'order_id' order by l.id)
+        from lined l where l.order_id = p.id) as lines,
+       (select array_agg(id) from stock) as stocked,
+       exists (select 1 from reserved) as reserved
+from placed p
+order by p.id
 """
 
-_EARLIER = """
-select o.id, sum(l.line_total_fen)::bigint as amount
-from orders o join order_lines l on l.order_id = o.id
-where o.agency_id = $1 and l.category3_code = $2
-  and o.status not in ('cancelled', 'rejected')
-  and o.created_at >= now() - make_interval(days => $3)
-group by o.id order by o.id
+# $1 user, $2 agency, $3 the buyer's region, $4 [{id, after, payload}] per order in id order.
+_RECORD = """
+with created as (
+    select * from jsonb_to_recordset($4::jsonb) as e(id bigint, after jsonb, payload jsonb)
+), events as (
+    insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type,
+                              entity_id, region_code, after)
+    select $1, $2, 'order.created', 'order', id::text, $3, after from created order by id
+)
+insert into outbox (topic, aggregate_type, aggregate_id, payload)
+select 'order.created', 'order', id::text, payload from created order by id
 """
 
 
@@ -72,21 +221,28 @@ async def checkout(conn: Connection, principal: Principal, data: CheckoutRequest
         Resource("cart", principal.user_id, organisation_id=principal.organisation_id),
     )
     delivery_region = data.delivery_region_code or principal.region_code
-    await require_region(conn, delivery_region, "delivery_region_code")
-    line = await conn.fetchrow(
-        "select agency_id from budget_lines where id = $1", data.budget_line_id
+    rows = await conn.fetch(
+        _READ,
+        principal.user_id,
+        principal.region_code,
+        delivery_region,
+        data.budget_line_id,
+        today(),
+        principal.organisation_id,
     )
-    if line is None or line["agency_id"] != principal.organisation_id:
+    head = rows[0]
+    if head["delivery_chain"] is None:
+        await require_region(conn, delivery_region, "delivery_region_code")  # raises
+    if head["line_agency_id"] != principal.organisation_id:
         raise ValidationFailed.single(
             "budget_line_id",
             f"不是本单位的预算指标 (not your agency's budget line): {data.budget_line_id}",
         )
-    rule = await rule_in_force(conn, principal.region_code)
-    if rule is None:
+    if head["rule_id"] is None:
         raise Conflict(
             "本地区尚未设定电子卖场规则，暂不能下单 (no e-mall rule is in force for this region)"
         )
-    items = await conn.fetch(_CART, principal.user_id, principal.region_code, delivery_region)
+    items = [r for r in rows if r["offer_id"] is not None]
     if not items:
         raise ValidationFailed.single("cart", "购物车为空 (the cart is empty)")
     for item in items:
@@ -100,124 +256,153 @@ async def checkout(conn: Connection, principal: Principal, data: CheckoutRequest
                 f"cart[{item['offer_id']}].quantity", f"低于最小起订量 {item['min_order_qty']}"
             )
 
-    by_supplier: dict[int, list[Any]] = defaultdict(list)
+    by_supplier: dict[int, list[asyncpg.Record]] = defaultdict(list)
     for item in items:
         by_supplier[item["supplier_id"]].append(item)
     totals = {
         s: sum(i["price_fen"] * i["quantity"] for i in lines) for s, lines in by_supplier.items()
     }
     for total in totals.values():
-        if total > rule.ceiling_fen:
-            raise CeilingExceeded(total, rule.ceiling_fen, rule.version)
+        if total > head["ceiling_fen"]:
+            raise CeilingExceeded(total, head["ceiling_fen"], head["rule_version"])
 
-    warnings = await _warnings(conn, principal, items, rule.ceiling_fen, rule.splitting_window_days)
+    warnings = _warnings(items, head["ceiling_fen"], head["splitting_window_days"])
     unacknowledged = sorted({w.code for w in warnings} - set(data.acknowledge))
     if unacknowledged:
         raise WarningsToAcknowledge(warnings, unacknowledged)
 
-    checkout_id = uuid.uuid4()
-    order_ids: list[int] = []
-    for offer_id, quantity in sorted(
-        (i["offer_id"], i["quantity"]) for i in items
-    ):  # in id order: no deadlocks
-        left = await conn.fetchval(
-            "update offers set stock = stock - $2, sales_count = sales_count + $2, updated_at = now() "
-            "where id = $1 and status = 'listed' and stock >= $2 returning stock",
-            offer_id,
-            quantity,
-        )
-        if left is None:
-            raise Conflict(f"库存不足 (insufficient stock): offer {offer_id}")
-    for supplier_id, lines in sorted(by_supplier.items()):
+    new_orders: list[dict[str, Any]] = []
+    for supplier_id in sorted(by_supplier):
         total = totals[supplier_id]
-        status = "pending_approval" if total > rule.approval_threshold_fen else "submitted"
         order_warnings = [w for w in warnings if w.detail.get("supplier_id") in (None, supplier_id)]
-        order_id: int = await conn.fetchval(
-            """
-            insert into orders (checkout_id, agency_id, buyer_user_id, supplier_id, region_code,
-                                delivery_region_code, budget_line_id, city_rule_id, status, total_fen, warnings)
-            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning id
-            """,
-            checkout_id,
-            principal.organisation_id,
-            principal.user_id,
-            supplier_id,
-            principal.region_code,
-            delivery_region,
-            data.budget_line_id,
-            rule.id,
-            status,
-            total,
-            [{"code": w.code, "message": w.message, "detail": w.detail} for w in order_warnings],
+        splitting = [w.detail for w in order_warnings if w.code == "splitting"]
+        new_orders.append(
+            {
+                "supplier_id": supplier_id,
+                "status": "pending_approval"
+                if total > head["approval_threshold_fen"]
+                else "submitted",
+                "total_fen": total,
+                "warnings": [
+                    {"code": w.code, "message": w.message, "detail": w.detail}
+                    for w in order_warnings
+                ],
+                "splitting": {"warnings": splitting} if splitting else None,
+            }
         )
-        await conn.executemany(
-            """
-            insert into order_lines (order_id, offer_id, product_id, title, unit, category_code, category3_code,
-                                     unit_price_fen, quantity, line_total_fen, delivery_days, policy_tags)
-            values ($1, $2, $3, $4, $5, $6, $7, $8::bigint, $9::integer, $8::bigint * $9::integer, $10, $11)
-            """,
-            [
-                (
-                    order_id,
-                    i["offer_id"],
-                    i["product_id"],
-                    i["title"],
-                    i["unit"],
-                    i["category_code"],
-                    i["category3_code"],
-                    i["price_fen"],
-                    i["quantity"],
-                    i["delivery_days"],
-                    list(i["policy_tags"]),
-                )
-                for i in lines
-            ],
-        )
-        if status == "submitted":
-            await budgets.reserve(
-                conn, data.budget_line_id, total, order_id=order_id, actor_user_id=principal.user_id
-            )
-            await conn.execute("update orders set reserved_fen = total_fen where id = $1", order_id)
-        if any(w.code == "splitting" for w in order_warnings):
-            await conn.execute(
-                "insert into order_flags (order_id, kind, region_code, detail) values ($1, 'splitting', $2, $3)",
-                order_id,
-                principal.region_code,
-                {"warnings": [w.detail for w in order_warnings if w.code == "splitting"]},
-            )
-        order_ids.append(order_id)
-    await conn.execute(
-        "delete from cart_items where user_id = $1 and offer_id = any($2::bigint[])",
+    submitted = [o for o in new_orders if o["status"] == "submitted"]
+    to_reserve = sum(o["total_fen"] for o in submitted)
+    placed = await conn.fetch(
+        _WRITE,
+        uuid.uuid4(),
+        principal.organisation_id,
         principal.user_id,
-        [i["offer_id"] for i in items],
+        principal.region_code,
+        delivery_region,
+        data.budget_line_id,
+        head["rule_id"],
+        sorted(i["offer_id"] for i in items),
+        new_orders,
+        [
+            {
+                "supplier_id": i["supplier_id"],
+                "offer_id": i["offer_id"],
+                "product_id": i["product_id"],
+                "title": i["title"],
+                "unit": i["unit"],
+                "category_code": i["category_code"],
+                "category3_code": i["category3_code"],
+                "unit_price_fen": i["price_fen"],
+                "quantity": i["quantity"],
+                "delivery_days": i["delivery_days"],
+                "policy_tags": list(i["policy_tags"]),
+            }
+            for i in items
+        ],
+        to_reserve,
+        len(submitted),
     )
-    orders = [order for order, _ in await load_orders(conn, order_ids)]
-    for order in orders:
-        await record_event(
-            conn,
-            actor=principal,
-            action="order.created",
-            entity_type="order",
-            entity_id=order.id,
-            region_code=order.region_code,
-            after=order,
+    stocked = set(placed[0]["stocked"] or ())
+    for item in items:  # in offer id order, as the stock was taken
+        if item["offer_id"] not in stocked:
+            raise Conflict(f"库存不足 (insufficient stock): offer {item['offer_id']}")
+    if submitted and not placed[0]["reserved"]:
+        await _refuse_budget(conn, data.budget_line_id, [o["total_fen"] for o in submitted])
+
+    orders = [
+        OrderRead(
+            id=row["id"],
+            checkout_id=row["checkout_id"],
+            agency_id=principal.organisation_id,
+            buyer_user_id=principal.user_id,
+            supplier_id=row["supplier_id"],
+            supplier_name=row["supplier_name"],
+            region_code=principal.region_code,
+            delivery_region_code=delivery_region,
+            budget_line_id=data.budget_line_id,
+            city_rule_id=head["rule_id"],
+            city_rule_version=head["rule_version"],
+            status=row["status"],
+            status_reason=None,
+            total_fen=row["total_fen"],
+            reserved_fen=row["reserved_fen"],
+            accepted_fen=None,
+            defects=None,
+            payment_due_date=None,
+            paid_fen=None,
+            paid_on=None,
+            payment_reference=None,
+            warnings=[CheckoutWarning(**w) for w in row["warnings"]],
+            lines=msgspec.convert(row["lines"], list[OrderLineRead]),
+            version=row["version"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
         )
-        await enqueue(
-            conn,
-            topic="order.created",
-            aggregate_type="order",
-            aggregate_id=order.id,
-            payload={"status": order.status, "total_fen": order.total_fen},
-        )
-    return CheckoutResult(checkout_id=str(checkout_id), orders=orders, warnings=warnings)
+        for row in placed
+    ]
+    await conn.execute(
+        _RECORD,
+        principal.user_id,
+        principal.organisation_id,
+        principal.region_code,
+        [
+            {
+                "id": order.id,
+                "after": msgspec.to_builtins(order),
+                "payload": {"status": order.status, "total_fen": order.total_fen},
+            }
+            for order in orders
+        ],
+    )
+    return CheckoutResult(checkout_id=str(orders[0].checkout_id), orders=orders, warnings=warnings)
 
 
-async def _warnings(
-    conn: Connection, principal: Principal, items: list[Any], ceiling_fen: int, window_days: int
+async def _refuse_budget(conn: Connection, line_id: int, totals: list[int]) -> None:
+    """The reservation was refused: name the order that did not fit, as reserving the orders
+    one by one (in supplier order) would have."""
+    available: int = await conn.fetchval(
+        "select amount_fen - reserved_fen - spent_fen from budget_lines where id = $1", line_id
+    )
+    remaining = available
+    for total in totals:
+        if total > remaining:
+            raise _insufficient(remaining, total)
+        remaining -= total
+    raise _insufficient(available, sum(totals))  # the line changed since: report it as it is
+
+
+def _insufficient(available: int, requested: int) -> Conflict:
+    return Conflict(
+        f"预算不足 (insufficient budget): available {available} fen, requested {requested} fen"
+    )
+
+
+def _warnings(
+    items: list[asyncpg.Record], ceiling_fen: int, window_days: int
 ) -> list[CheckoutWarning]:
     warnings: list[CheckoutWarning] = []
     for item in items:
-        median = await conn.fetchval(_MEDIAN, item["category_code"])
+        median = item["median_fen"]
         if median is not None and item["price_fen"] > median:
             warnings.append(
                 CheckoutWarning(
@@ -232,12 +417,18 @@ async def _warnings(
                 )
             )
     by_category: dict[str, int] = defaultdict(int)
+    earlier: dict[str, tuple[list[int], int]] = {}
     for item in items:
         by_category[item["category3_code"]] += item["price_fen"] * item["quantity"]
+        if item["earlier_order_ids"]:
+            earlier[item["category3_code"]] = (
+                list(item["earlier_order_ids"]),
+                item["earlier_fen"],
+            )
     for category3, amount in sorted(by_category.items()):
-        earlier = await conn.fetch(_EARLIER, principal.organisation_id, category3, window_days)
-        together = amount + sum(r["amount"] for r in earlier)
-        if earlier and together > ceiling_fen:
+        order_ids, earlier_fen = earlier.get(category3, ([], 0))
+        together = amount + earlier_fen
+        if order_ids and together > ceiling_fen:
             warnings.append(
                 CheckoutWarning(
                     code="splitting",
@@ -252,7 +443,7 @@ async def _warnings(
                         "amount_fen": amount,
                         "together_fen": together,
                         "ceiling_fen": ceiling_fen,
-                        "earlier_orders": [r["id"] for r in earlier],
+                        "earlier_orders": order_ids,
                     },
                 )
             )

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from emall.structs import Struct
+from emall.structs import Id, Struct
 
 OrderStatus = Literal[
     "pending_approval",
@@ -26,7 +26,7 @@ RegionCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
 
 
 class CartItemWrite(Struct):
-    offer_id: int
+    offer_id: Id
     quantity: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 
 
@@ -49,7 +49,7 @@ class Cart(Struct):
 
 
 class CheckoutRequest(Struct):
-    budget_line_id: int
+    budget_line_id: Id
     delivery_region_code: RegionCode | None = None  # default: the agency's region
     acknowledge: list[WarningCode] = []  # the warnings the buyer has read and accepts
 
@@ -111,13 +111,13 @@ class Reason(Struct):
 class ConfirmRequest(Struct):
     """Quantities to confirm per order line id; lines left out are confirmed in full."""
 
-    quantities: dict[int, Annotated[int, msgspec.Meta(ge=0)]] = {}
+    quantities: dict[Id, Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]] = {}
 
 
 class AcceptRequest(Struct):
     """Quantities accepted per order line id (lines left out: all delivered), and defects."""
 
-    accepted: dict[int, Annotated[int, msgspec.Meta(ge=0)]] = {}
+    accepted: dict[Id, Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]] = {}
     defects: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
 
 

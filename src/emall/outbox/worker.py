@@ -4,6 +4,11 @@ It claims batches with ``FOR UPDATE SKIP LOCKED`` (so several workers never take
 row), wakes on ``LISTEN emall_outbox`` (with a poll as a safety net), retries a failing batch
 with exponential backoff, and parks a row with its error after ``max_attempts``.
 
+Each lane of topics (``TopicPolicy.lane``) has its own loop, so a handler waiting on another
+server (Meilisearch) never holds up the others. PostgreSQL going away costs the worker nothing
+but time: a failed pass is logged and retried at the next poll, and the LISTEN connection is
+opened again once the server is back (tests/test_drill_pg_restart.py).
+
 Handlers are registered per topic by the features that write outbox rows (``emall.outbox.
 handlers`` assembles them); a topic with no handler is left pending for a worker that has one.
 """
@@ -15,13 +20,30 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
 
 from emall.db.pool import Connection, Pool
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger("emall.outbox")
 
 CHANNEL = "emall_outbox"
+
+# What PostgreSQL going away looks like to asyncpg: no connection, a closed one, or a server
+# that is shutting down or still starting.
+CONNECTION_LOST = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
 
 
 @dataclass(frozen=True)
@@ -41,10 +63,17 @@ Handler = Callable[[Connection, list[OutboxRow]], Awaitable[None]]
 @dataclass(frozen=True)
 class TopicPolicy:
     """How a topic is retried: attempts before a row is parked (None: never park, for work
-    that only waits on a component coming back, such as indexing), and the longest backoff."""
+    that only waits on a component coming back, such as indexing), and the longest backoff.
+
+    ``lane``: the topics of one lane are claimed and handled together, one batch at a time,
+    and each lane has its own loop. A topic whose handler waits on another server (indexing
+    into Meilisearch) gets a lane of its own, so that a slow or restarting server never holds
+    up the topics that need only PostgreSQL.
+    """
 
     max_attempts: int | None = 8
     max_backoff_seconds: float = 300.0
+    lane: str = "main"
 
 
 class OutboxWorker:
@@ -64,11 +93,19 @@ class OutboxWorker:
         self.policies = dict(policies or {})
         self.base_backoff_seconds = base_backoff_seconds
         self.poll_seconds = poll_seconds
-        self._wake = asyncio.Event()
+        self.lanes: dict[str, list[str]] = {}
+        for topic in self.handlers:
+            lane = self.policies.get(topic, TopicPolicy()).lane
+            self.lanes.setdefault(lane, []).append(topic)
+        self._wakes = {lane: asyncio.Event() for lane in self.lanes}
+        self._listening: PoolConnectionProxy[asyncpg.Record] | None = None
+        self._listen_lock = asyncio.Lock()
 
-    async def run_once(self) -> int:
-        """Claim one batch and hand each topic's rows to its handler; return rows claimed."""
-        if not self.handlers:
+    async def run_once(self, lane: str | None = None) -> int:
+        """Claim one batch (of one lane's topics, or of all) and hand each topic's rows to its
+        handler; return the rows claimed."""
+        topics = list(self.handlers) if lane is None else self.lanes[lane]
+        if not topics:
             return 0
         async with self.pool.acquire() as conn, conn.transaction():
             records = await conn.fetch(
@@ -81,7 +118,7 @@ class OutboxWorker:
                 limit $2
                 for update skip locked
                 """,
-                list(self.handlers),
+                topics,
                 self.batch_size,
             )
             rows = [OutboxRow(**dict(r)) for r in records]
@@ -124,37 +161,89 @@ class OutboxWorker:
             policy.max_backoff_seconds,
         )
 
-    def _notified(self, *_: object) -> None:
-        self._wake.set()
+    def _notified(self, _conn: object, _pid: int, _channel: str, topic: object) -> None:
+        """A NOTIFY (its payload is the topic) wakes the lane of that topic."""
+        if isinstance(topic, str) and topic in self.handlers:
+            self._wakes[self.policies.get(topic, TopicPolicy()).lane].set()
+
+    def _wake_all(self) -> None:
+        for wake in self._wakes.values():
+            wake.set()
+
+    def _listener_lost(self, *_: object) -> None:
+        self._listening = None
+
+    async def _listen(self) -> None:
+        """Hold one pooled connection that LISTENs on the outbox channel.
+
+        PostgreSQL going away (a restart, a crash) closes it and asyncpg takes it back; the
+        termination listener notices, and the next pass listens again on a fresh connection.
+        Until then (and while the server is down) the poll keeps the worker going.
+        """
+        async with self._listen_lock:  # the lanes share one listener
+            if self._listening is None:
+                await self._start_listening()
+
+    async def _start_listening(self) -> None:
+        try:
+            conn = await self.pool.acquire()
+        except Exception as exc:
+            log.warning("outbox worker cannot listen yet: %r", exc)
+            return
+        try:
+            conn.add_termination_listener(self._listener_lost)
+            await conn.add_listener(CHANNEL, self._notified)
+        except Exception as exc:
+            log.warning("outbox worker cannot listen yet: %r", exc)
+            await self.pool.release(conn)
+            return
+        self._listening = conn
+        self._wake_all()  # notifications may have been missed meanwhile: look once now
+
+    async def _unlisten(self) -> None:
+        conn, self._listening = self._listening, None
+        if conn is None:
+            return
+        try:
+            conn.remove_termination_listener(self._listener_lost)
+            await conn.remove_listener(CHANNEL, self._notified)
+        except Exception as exc:  # the connection is already gone: nothing to undo
+            log.info("outbox listener already closed: %r", exc)
+        finally:
+            await self.pool.release(conn)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set."""
-        listener = await self.pool.acquire()
+        """Work until ``stop`` is set, one loop per lane. Survives PostgreSQL going away and
+        coming back."""
         try:
-            await listener.add_listener(CHANNEL, self._notified)
-            while not stop.is_set():
-                try:
-                    claimed = await self.run_once()
-                except Exception:
-                    log.exception("outbox worker pass failed")
-                    claimed = 0
-                if claimed:
-                    continue
-                self._wake.clear()
-                waiters = {
-                    asyncio.ensure_future(self._wake.wait()),
-                    asyncio.ensure_future(stop.wait()),
-                }
-                _, pending = await asyncio.wait(
-                    waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in pending:
-                    task.cancel()
+            if self.lanes:
+                await asyncio.gather(*(self._run_lane(lane, stop) for lane in self.lanes))
+            else:
+                await stop.wait()
         finally:
+            await self._unlisten()
+
+    async def _run_lane(self, lane: str, stop: asyncio.Event) -> None:
+        wake = self._wakes[lane]
+        while not stop.is_set():
+            await self._listen()
             try:
-                await listener.remove_listener(CHANNEL, self._notified)
-            finally:
-                await self.pool.release(listener)
+                claimed = await self.run_once(lane)
+            except CONNECTION_LOST as exc:
+                log.warning("outbox worker: the database is unavailable: %r", exc)
+                claimed = 0
+            except Exception:
+                log.exception("outbox worker pass failed (lane %s)", lane)
+                claimed = 0
+            if claimed:
+                continue
+            wake.clear()
+            waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
+            _, pending = await asyncio.wait(
+                waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
 
 
 async def outbox_lag_seconds(conn: Connection | Pool) -> float:

@@ -26,7 +26,10 @@ from emall.search.documents import offers_of_supplier, refresh_mirror
 
 CHANGE_TOPICS = ("offer.changed", "visibility.changed", "supplier.changed")
 INDEX_TOPIC = "search.index"
-POLICIES = {INDEX_TOPIC: TopicPolicy(max_attempts=None, max_backoff_seconds=5.0)}
+# Indexing waits on Meilisearch: its own lane, so the mirror (stage 1) keeps up meanwhile.
+POLICIES = {
+    INDEX_TOPIC: TopicPolicy(max_attempts=None, max_backoff_seconds=5.0, lane="search-index")
+}
 
 
 async def _affected_offers(conn: Connection, rows: Iterable[OutboxRow]) -> list[int]:
