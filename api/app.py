@@ -1,4 +1,5 @@
-"""The app factory. Its lifespan owns the database pool and the search client."""
+"""The app factory. Its lifespan owns the database pool, the search client and the cache of
+principals (with its LISTEN connection)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from api.routes.search import SearchController
 from api.routes.system import health, ready
 from api.routes.users import UserController
 from emall.db.pool import create_pool
+from emall.identity.principal_cache import PrincipalCache
 from emall.outbox.handlers import build_worker
 from emall.search.client import create_search_client
 from emall.search.index import ensure_index, index_uid
@@ -112,11 +114,14 @@ def create_app(
         indexer = create_search_client(settings.search.url, settings.search.master_key)
         app.state.pool = pool
         app.state.search = search
+        principals = PrincipalCache(ttl_seconds=settings.auth.principal_cache_seconds)
+        app.state.principals = principals
         try:  # idempotent; when Meilisearch is down, search answers from PostgreSQL meanwhile
             await ensure_index(search, index_uid(settings.search.index_prefix))
         except Exception as exc:
             log.warning("search index settings not applied at start-up: %r", exc)
         stop_worker = asyncio.Event()
+        listener_task = asyncio.create_task(principals.listen(pool, stop_worker))
         worker_task = (
             asyncio.create_task(build_worker(pool, indexer, settings).run(stop_worker))
             if run_worker
@@ -128,6 +133,7 @@ def create_app(
             stop_worker.set()
             if worker_task is not None:
                 await worker_task
+            await listener_task
             await search.aclose()
             await indexer.aclose()
             await pool.close()

@@ -107,8 +107,7 @@ async def _seed(dsn: str) -> str:
 @click.option("--no-migrate", is_flag=True, help="Do not apply pending migrations at start.")
 def serve_command(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> None:
     """Run the API on 127.0.0.1:8000, starting embedded PostgreSQL and Meilisearch if unset."""
-    import uvicorn
-
+    from api import server
     from api.app import create_app
     from emall.runtime.services import start_services
 
@@ -130,14 +129,7 @@ def serve_command(host: str | None, port: int | None, demo: bool, no_migrate: bo
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, _raise_stop)
         with contextlib.suppress(_Stop):
-            uvicorn.run(
-                app,
-                host=bind_host,
-                port=bind_port,
-                log_level=settings.log_level.lower(),
-                access_log=False,
-                lifespan="on",
-            )
+            server.run(app, host=bind_host, port=bind_port, log_level=settings.log_level.lower())
 
 
 @click.group(name="db")

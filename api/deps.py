@@ -2,7 +2,9 @@
 
 Each request that changes data gets one connection and one transaction through a yield
 dependency: it commits when the handler and response succeed and rolls back otherwise.
-Nested ``conn.transaction()`` blocks inside the library become savepoints.
+Nested ``conn.transaction()`` blocks inside the library become savepoints. A read (GET, HEAD)
+gets its connection without BEGIN and COMMIT: under READ COMMITTED each statement reads its own
+snapshot anyway, so the transaction bought nothing but two round trips.
 
 The transaction depends on the principal, so a request with missing or bad credentials is
 refused before it takes a connection. (Litestar resolves sibling dependencies together and,
@@ -35,12 +37,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("emall.api")
 
 
+_READS = frozenset({"GET", "HEAD"})
+
+
 async def provide_transaction(
-    state: State, principal: NamedDependency[Principal]
+    request: Request[Any, Any, Any], state: State, principal: NamedDependency[Principal]
 ) -> AsyncGenerator[Connection, None]:
     del principal  # resolved first: see the module docstring
     pool: Pool = state.pool
     conn = await pool.acquire()
+    if request.method in _READS:
+        try:
+            yield conn
+        finally:
+            await _release(pool, conn)
+        return
     try:
         tx = conn.transaction()
         await tx.start()
@@ -89,7 +100,9 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
     if credential is None:
         raise NotAuthenticated("请先登录 (credentials required: a bearer token or an API key)")
     settings: Settings = state.settings
-    return await resolve_principal(state.pool, credential, settings.auth.jwt_secret)
+    return await resolve_principal(
+        state.pool, credential, settings.auth.jwt_secret, state.principals
+    )
 
 
 def provide_request_id(request: Request[Any, Any, Any]) -> str | None:

@@ -266,8 +266,8 @@ def free_port() -> int:
 async def api_server(
     env: Mapping[str, str], *, factory: str = "benchmarks.bench_offer:bench_app"
 ) -> AsyncIterator[Server]:
-    """The app under uvicorn (one worker, uvloop and httptools when installed, as
-    ``emall serve`` runs it) in its own process, until the block ends.
+    """The app under uvicorn (one worker, uvloop and httptools, with the protocol and options
+    of ``emall serve``: ``api.server``) in its own process, until the block ends.
 
     ``env`` must hold DATABASE_URL, MEILI_URL, MEILI_MASTER_KEY and EMALL_STATE_DIR. The load
     generator never shares the server's interpreter.
@@ -277,16 +277,10 @@ async def api_server(
         [
             sys.executable,
             "-m",
-            "uvicorn",
+            "api.server",  # uvicorn as `emall serve` runs it
             factory,
-            "--factory",
-            "--host",
-            "127.0.0.1",
             "--port",
             str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
         ],
         env={**os.environ, **env},
     )

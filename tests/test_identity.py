@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 from litestar import Litestar
@@ -96,11 +98,14 @@ async def test_token_signed_with_another_secret_is_refused(
 async def test_deactivated_user_token_stops_working_at_once(
     client: AsyncTestClient[Litestar], pool: Pool
 ) -> None:
+    """Through the API: the very next request is refused, the cached principal included.
+    (A change made outside this process arrives by NOTIFY: tests/test_principal_cache.py.)"""
     headers = await login(client, "nj_buyer")
+    admin = await login(client, "nj_agency_admin")
     assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
-    await pool.execute(
-        "update users set is_active = false, deactivated_at = now() where username = 'nj_buyer'"
-    )
+    user_id = await pool.fetchval("select id from users where username = 'nj_buyer'")
+    deactivated = await client.post(f"/api/v1/users/{user_id}/deactivate", headers=admin)
+    assert deactivated.status_code == 200, deactivated.text
     assert (await client.get("/api/v1/me", headers=headers)).status_code == 401
 
 
@@ -177,7 +182,11 @@ async def test_deactivated_user_api_key_stops_working(
     admin = await login(client, "zg_agency_admin")
     key = (await client.post("/api/v1/api-keys", json={"name": "k"}, headers=admin)).json()["key"]
     assert (await client.get("/api/v1/me", headers={"X-API-Key": key})).status_code == 200
+    # Deactivated outside the API (psql, another process): the NOTIFY reaches the cache.
     await pool.execute(
         "update users set is_active = false, deactivated_at = now() where username = 'zg_agency_admin'"
     )
-    assert (await client.get("/api/v1/me", headers={"X-API-Key": key})).status_code == 401
+    deadline = time.monotonic() + 10
+    while (await client.get("/api/v1/me", headers={"X-API-Key": key})).status_code != 401:
+        assert time.monotonic() < deadline, "the deactivated user's key still works"
+        await asyncio.sleep(0.01)

@@ -37,6 +37,22 @@ async def test_regions_table_equals_the_packaged_csv(pool: Pool) -> None:
     assert actual == set(expected), sorted(actual ^ set(expected))[:10]
 
 
+async def test_region_chain_of_every_region_walks_its_parents_to_the_top(pool: Pool) -> None:
+    """The SQL function ``region_chain`` (joins, not recursion) against the parents in the
+    packaged CSV, for every region; an unknown code has no chain."""
+    parent = {code: parent_code for code, _, _, parent_code in _csv_rows()}
+
+    def chain(code: str) -> list[str]:
+        found = [code]
+        while parent[found[-1]] is not None:
+            found.append(parent[found[-1]])  # type: ignore[arg-type]
+        return found
+
+    rows = await pool.fetch("select code, region_chain(code) as chain from regions")
+    assert {r["code"]: r["chain"] for r in rows} == {code: chain(code) for code in parent}
+    assert await pool.fetchval("select region_chain('999999')") is None
+
+
 async def test_region_with_ancestors_needs_no_credentials(
     client: AsyncTestClient[Litestar],
 ) -> None:

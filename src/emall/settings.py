@@ -16,6 +16,9 @@ Variables:
     EMALL_TOKEN_TTL_SECONDS   lifetime of a bearer token (3600).
     EMALL_LOGIN_MAX_FAILURES  failed logins per username before throttling (5).
     EMALL_LOGIN_WINDOW_SECONDS  window in which failures count, and the lock-out time (300).
+    EMALL_PRINCIPAL_CACHE_SECONDS  how long a process keeps a checked credential's principal
+                              (60; 0 turns the cache off). Changes to users, keys, organisations
+                              and partnerships empty it at once.
     EMALL_DB_POOL_MIN, EMALL_DB_POOL_MAX  asyncpg pool size (2, 10).
     EMALL_SEARCH_INDEX_PREFIX prefix of every Meilisearch index name (emall).
     EMALL_WORKER              run the outbox worker inside `emall serve` (true).
@@ -66,6 +69,7 @@ class AuthSettings(FrozenStruct, frozen=True):
     token_ttl_seconds: int = 3600
     login_max_failures: int = 5
     login_window_seconds: int = 300
+    principal_cache_seconds: int = 60  # 0: read the principal from the database every time
 
 
 class ServerSettings(FrozenStruct, frozen=True):
@@ -246,6 +250,13 @@ def load_settings(env: Mapping[str, str], *, cwd: Path | None = None) -> Setting
                 300,
                 _int_between(1, 86400),
                 "a number of seconds from 1 to 86400",
+            ),
+            principal_cache_seconds=_parsed(
+                env,
+                "EMALL_PRINCIPAL_CACHE_SECONDS",
+                60,
+                _int_between(0, 3600),
+                "a number of seconds from 0 to 3600",
             ),
         ),
         server=ServerSettings(

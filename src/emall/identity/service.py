@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -10,7 +11,7 @@ from emall.audit import record_event
 from emall.clock import BUSINESS_DATE_SQL
 from emall.db.pool import Connection, Pool
 from emall.errors import NotAuthenticated, NotFound, TooManyAttempts, ValidationFailed
-from emall.identity import passwords, tokens
+from emall.identity import passwords, principal_cache, tokens
 from emall.identity.models import (
     ADMIN_ROLES,
     ApiKeyCreate,
@@ -114,14 +115,26 @@ async def log_in(pool: Pool, request: TokenRequest, settings: AuthSettings) -> T
 
 
 async def principal_from_token(conn: Connection | Pool, token: str, secret: str) -> Principal:
-    user_id = tokens.read_token(token, secret=secret)
+    return (await _from_token(conn, token, secret))[0]
+
+
+async def _from_token(
+    conn: Connection | Pool, token: str, secret: str
+) -> tuple[Principal, float | None]:
+    """The principal and the seconds until the token expires."""
+    user_id, expires = tokens.read_token_claims(token, secret=secret)
     row = await conn.fetchrow(_PRINCIPAL_SQL + " where u.id = $1", user_id)
     if row is None or not row["is_active"]:
         raise NotAuthenticated("账号已停用或不存在 (account inactive or unknown)")
-    return _principal(row)
+    return _principal(row), expires - time.time()
 
 
 async def principal_from_api_key(conn: Connection | Pool, key: str) -> Principal:
+    return (await _from_api_key(conn, key))[0]
+
+
+async def _from_api_key(conn: Connection | Pool, key: str) -> tuple[Principal, float | None]:
+    """The principal and the seconds until the key expires (None: it does not)."""
     parts = tokens.split_api_key(key)
     if parts is None:
         raise NotAuthenticated("无效的 API 密钥 (invalid API key)")
@@ -132,7 +145,8 @@ async def principal_from_api_key(conn: Connection | Pool, key: str) -> Principal
                u.scope_partnership_id,
                o.id as organisation_id, o.kind, o.name as organisation_name, o.region_code,
                {_SCOPE_SQL},
-               k.id as key_id, k.roles, k.secret_sha256
+               k.id as key_id, k.roles, k.secret_sha256,
+               extract(epoch from k.expires_at - now())::float8 as expires_in
         from api_keys k
         join users u on u.id = k.user_id
         join organisations o on o.id = k.organisation_id
@@ -158,14 +172,29 @@ async def principal_from_api_key(conn: Connection | Pool, key: str) -> Principal
         """,
         row["key_id"],
     )
-    return _principal(row, roles=roles, api_key_id=row["key_id"])
+    return _principal(row, roles=roles, api_key_id=row["key_id"]), row["expires_in"]
 
 
-async def resolve_principal(conn: Connection | Pool, credential: str, secret: str) -> Principal:
-    """A bearer credential (JWT or API key) to the principal it stands for."""
+async def resolve_principal(
+    conn: Connection | Pool,
+    credential: str,
+    secret: str,
+    cache: principal_cache.PrincipalCache | None = None,
+) -> Principal:
+    """A bearer credential (JWT or API key) to the principal it stands for; from ``cache``
+    when it holds the credential (see ``emall.identity.principal_cache``)."""
+    if cache is not None and cache.enabled:
+        cached = cache.get(credential)
+        if cached is not None:
+            return cached
+    generation = cache.generation if cache is not None else 0
     if tokens.looks_like_api_key(credential):
-        return await principal_from_api_key(conn, credential)
-    return await principal_from_token(conn, credential, secret)
+        principal, expires_in = await _from_api_key(conn, credential)
+    else:
+        principal, expires_in = await _from_token(conn, credential, secret)
+    if cache is not None:
+        cache.put(credential, principal, expires_in=expires_in, generation=generation)
+    return principal
 
 
 _KEY_COLUMNS = """id, prefix, name, user_id, organisation_id, roles, created_at, expires_at,
@@ -272,6 +301,7 @@ async def revoke_api_key(
     updated = await conn.fetchrow(
         f"update api_keys set revoked_at = now() where id = $1 returning {_KEY_COLUMNS}", key_id
     )
+    principal_cache.invalidate(before.user_id)
     assert updated is not None
     after = _key(updated)
     await record_event(

@@ -1,7 +1,8 @@
 """Bearer tokens (JWT, HS256) and API-key secrets.
 
-A token carries only the user id and its expiry; the principal is read from the database on
-every request, so that a deactivated user's token stops working at once.
+A token carries only the user id and its expiry; the principal is read from the database (or
+from ``principal_cache``, which every change to a principal empties at once), so that a
+deactivated user's token stops working at once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ def issue_token(user_id: int, *, secret: str, ttl_seconds: int) -> tuple[str, da
 
 def read_token(token: str, *, secret: str) -> int:
     """The user id a valid, unexpired token names; NotAuthenticated otherwise."""
+    return read_token_claims(token, secret=secret)[0]
+
+
+def read_token_claims(token: str, *, secret: str) -> tuple[int, int]:
+    """(user id, expiry as a Unix time) of a valid, unexpired token; NotAuthenticated
+    otherwise."""
     try:
         claims = jwt.decode(
             token,
@@ -50,7 +57,7 @@ def read_token(token: str, *, secret: str) -> int:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub.isdigit():
         raise NotAuthenticated("无效的访问令牌 (invalid token)")
-    return int(sub)
+    return int(sub), int(claims["exp"])
 
 
 def new_api_key() -> tuple[str, str, bytes]:

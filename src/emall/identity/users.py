@@ -20,6 +20,7 @@ import asyncpg
 from emall.audit import record_event
 from emall.db.pool import Connection
 from emall.errors import Conflict, NotFound, ValidationFailed
+from emall.identity import principal_cache
 from emall.identity.models import OrganisationKind, Principal, Role
 from emall.identity.passwords import hash_password
 from emall.identity.user_models import UserCreate, UserRead, UserUpdate
@@ -291,6 +292,7 @@ async def update_user(
         [str(r) for r in roles],
     )
     assert row is not None
+    principal_cache.invalidate(before.id)
     after = _user(row)
     await record_event(
         conn,
@@ -358,6 +360,7 @@ async def _set_active(
         active,
     )
     assert row is not None
+    principal_cache.invalidate(before.id)
     after = _user(row)
     await record_event(
         conn,

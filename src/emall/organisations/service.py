@@ -12,6 +12,7 @@ from emall.clock import today
 from emall.db.pool import Connection, Pool
 from emall.db.sql import like_term
 from emall.errors import Conflict, NotFound, ValidationFailed
+from emall.identity import principal_cache
 from emall.identity.models import OrganisationKind, Principal, Role
 from emall.identity.passwords import hash_password
 from emall.organisations.models import (
@@ -283,6 +284,7 @@ async def update_organisation(
                 merged.contact_phone,
                 merged.address,
             )
+            principal_cache.invalidate()  # principals carry the organisation's name
         except asyncpg.UniqueViolationError:
             raise Conflict(
                 f"同一地区已有同名单位 (an organisation named {merged.name!r} exists there)"

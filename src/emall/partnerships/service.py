@@ -15,6 +15,7 @@ from emall.audit import enqueue, record_event, start_of_business_day
 from emall.clock import today
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, ValidationFailed
+from emall.identity import principal_cache
 from emall.identity.models import Principal
 from emall.pagination import Page, page_args, page_of
 from emall.partnerships.models import (
@@ -197,6 +198,7 @@ async def _add_member(
             member.joined_on,
             member.recognises_admissions,
         )
+        principal_cache.invalidate()  # auditors' scopes are the members' regions
     except asyncpg.UniqueViolationError:
         raise Conflict(
             f"该地区已是本合作区域的成员 (region {member.region_code} is already a member)"
@@ -379,6 +381,7 @@ async def end_membership(
             member["id"],
             data.left_on,
         )
+        principal_cache.invalidate()  # auditors' scopes are the members' regions
         after = await get_partnership(conn, principal, partnership_id)
         await _recorded(conn, principal, "partnership.member_left", after, before, request_id)
     return after

@@ -12,11 +12,22 @@ from __future__ import annotations
 
 from meilisearch_python_sdk import AsyncClient
 
+from emall.search.connections import close_search_connections
+
 CLIENT_HEADERS = {"Accept-Encoding": "identity"}
 
 
+class SearchClient(AsyncClient):
+    """The SDK's client; closing it also closes its search connections
+    (``emall.search.connections``) while their event loop still runs."""
+
+    async def aclose(self) -> None:
+        close_search_connections(self)
+        await super().aclose()
+
+
 def create_search_client(url: str, api_key: str | None, *, timeout: int = 10) -> AsyncClient:
-    return AsyncClient(url, api_key, timeout=timeout, custom_headers=dict(CLIENT_HEADERS))
+    return SearchClient(url, api_key, timeout=timeout, custom_headers=dict(CLIENT_HEADERS))
 
 
 async def search_is_available(client: AsyncClient) -> bool:
