@@ -660,7 +660,8 @@ async def run(
                 "issues exactly the library's statements, checked before measuring: a checkout is "
                 "3 statements (read, write, record) and with BEGIN, COMMIT and the "
                 f"Idempotency-Key's lock, look-up and insert {statements}; over HTTP the raw "
-                "baseline adds the principal look-up too.",
+                "baseline adds the principal look-up too (each buyer posts once, so the API's "
+                "cache of principals never holds the token yet, and it reads the principal).",
                 "Order placement over HTTP: wrk posts each buyer's checkout with an "
                 "Idempotency-Key; the cart was filled beforehand (the API takes no lines in the "
                 "checkout body), so two PUT /cart/items per order are not in the figure.",
