@@ -316,6 +316,7 @@ _DESCRIPTIONS = {
     404: "未找到，或无权查看 (not found, or not visible to this principal)",
     409: "与当前状态冲突 (conflicts with the current state)",
     412: "If-Match 与当前版本不符，请重新读取 (stale: the ETag no longer matches)",
+    413: "请求体超过 2 MiB (the body is larger than 2 MiB)",
     422: "业务规则拒绝：超过电子卖场限额，或幂等键已用于不同的请求 (refused by a rule: above the ceiling, or an idempotency key reused with a different body)",
     428: "需要 If-Match 头 (If-Match is required)",
     429: "请求过多，见 Retry-After (throttled; see Retry-After)",

@@ -53,6 +53,10 @@ async def test_every_operation_has_an_id_and_documented_problems(
                 assert "400" in errors, (
                     f"{method.upper()} {path} takes a body but does not document 400"
                 )
+                assert "413" in errors, (
+                    f"{method.upper()} {path} takes a body but does not document 413 "
+                    "(bodies over the app's limit)"
+                )
     assert len(ids) == len(set(ids)), "operation ids must be unique"
     # every route of the app is in the document
     routed = {

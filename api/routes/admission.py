@@ -24,7 +24,7 @@ from emall.db.pool import Connection
 from emall.identity.models import Principal
 from emall.pagination import Page
 
-_DECISION = problem_responses(400, 401, 403, 404, 409)
+_DECISION = problem_responses(400, 401, 403, 404, 409, 413)
 
 
 class AdmissionController(Controller):
@@ -63,7 +63,7 @@ class AdmissionController(Controller):
     @post(
         operation_id="applyForAdmission",
         summary="Apply for admission in a region",
-        responses=problem_responses(400, 401, 403, 409),
+        responses=problem_responses(400, 401, 403, 409, 413),
     )
     async def apply(
         self,
@@ -149,7 +149,7 @@ class AdmissionController(Controller):
         operation_id="withdrawAdmission",
         summary="Withdraw",
         status_code=200,
-        responses=_DECISION,
+        responses=problem_responses(400, 401, 403, 404, 409),
     )
     async def withdraw(
         self,
@@ -193,7 +193,7 @@ class BanController(Controller):
     @post(
         operation_id="banSupplier",
         summary="Ban a supplier in a region",
-        responses=problem_responses(400, 401, 403),
+        responses=problem_responses(400, 401, 403, 413),
     )
     async def ban(
         self,

@@ -32,7 +32,7 @@ class BudgetLineController(Controller):
     @post(
         operation_id="createBudgetLine",
         summary="Create a budget line",
-        responses=problem_responses(400, 401, 403, 409),
+        responses=problem_responses(400, 401, 403, 409, 413),
     )
     async def create_line(
         self,
@@ -84,7 +84,7 @@ class BudgetLineController(Controller):
         operation_id="adjustBudgetLine",
         summary="Raise or cut a budget line",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 413),
     )
     async def adjust_line(
         self,

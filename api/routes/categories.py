@@ -140,7 +140,7 @@ class CategoryController(Controller):
         summary="Create or replace the attribute template of a leaf category",
         dependencies={**AUTH, **DB},
         security=SECURITY,
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(400, 401, 403, 404, 413),
     )
     async def put_template(
         self,

@@ -34,7 +34,7 @@ class AuthController(Controller):
         operation_id="createToken",
         summary="Log in and get a bearer token",
         status_code=200,
-        responses=problem_responses(400, 401, 429),
+        responses=problem_responses(400, 401, 429, 413),
     )
     async def create_token(self, data: JSONBody[TokenRequest], state: State) -> TokenResponse:
         """Exchange a username and password for a bearer token (JWT).
@@ -67,7 +67,7 @@ class ApiKeyController(Controller):
     @post(
         operation_id="createApiKey",
         summary="Create an API key (shown once)",
-        responses=problem_responses(400, 401, 403),
+        responses=problem_responses(400, 401, 403, 413),
     )
     async def create_api_key(
         self,

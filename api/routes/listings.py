@@ -81,7 +81,7 @@ class ProductController(Controller):
     @post(
         operation_id="createProduct",
         summary="Create a product",
-        responses=problem_responses(400, 401, 403, 409),
+        responses=problem_responses(400, 401, 403, 409, 413),
     )
     async def create_product(
         self,
@@ -145,7 +145,7 @@ class OfferController(Controller):
     @post(
         operation_id="createOffer",
         summary="Create an offer (draft)",
-        responses=problem_responses(400, 401, 403, 409),
+        responses=problem_responses(400, 401, 403, 409, 413),
     )
     async def create_offer(
         self,
@@ -179,7 +179,7 @@ class OfferController(Controller):
         "/{offer_id:int}",
         operation_id="updateOffer",
         summary="Change an offer",
-        responses=problem_responses(400, 401, 403, 404, 412, 428),
+        responses=problem_responses(400, 401, 403, 404, 412, 428, 413),
     )
     async def update_offer(
         self,
@@ -236,7 +236,7 @@ class OfferController(Controller):
         operation_id="rejectOffer",
         summary="Reject",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 413),
     )
     async def reject(
         self,
@@ -256,7 +256,7 @@ class OfferController(Controller):
         operation_id="delistOffer",
         summary="Delist",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 413),
     )
     async def delist(
         self,
@@ -350,7 +350,7 @@ class PriceController(Controller):
         "/rules/{region_code:str}",
         operation_id="putPriceRule",
         summary="Set a region's price rule",
-        responses=problem_responses(400, 401, 403),
+        responses=problem_responses(400, 401, 403, 413),
     )
     async def put_rule(
         self,
@@ -390,7 +390,7 @@ class PriceController(Controller):
         operation_id="resolvePriceFlag",
         summary="Resolve a flag",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 413),
     )
     async def resolve_flag(
         self,

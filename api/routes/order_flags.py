@@ -48,7 +48,7 @@ class OrderFlagController(Controller):
         operation_id="resolveOrderFlag",
         summary="Resolve an order flag",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 413),
     )
     async def resolve(
         self,

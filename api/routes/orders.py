@@ -53,7 +53,7 @@ class CartController(Controller):
         "/items",
         operation_id="putCartItem",
         summary="Put an offer in the cart",
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(400, 401, 403, 404, 413),
     )
     async def put_item(
         self,
@@ -90,7 +90,7 @@ class CheckoutController(Controller):
     @post(
         operation_id="checkout",
         summary="Check out the cart",
-        responses=problem_responses(400, 401, 403, 409, 422),
+        responses=problem_responses(400, 401, 403, 409, 422, 413),
     )
     async def checkout(
         self,
@@ -244,7 +244,7 @@ class OrderLifecycleController(Controller):
         operation_id="rejectOrder",
         summary="Reject (agency approver)",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409, 422),
+        responses=problem_responses(400, 401, 403, 404, 409, 422, 413),
     )
     async def reject(
         self,
@@ -270,7 +270,7 @@ class OrderLifecycleController(Controller):
         operation_id="confirmOrder",
         summary="Confirm, fully or per line (supplier)",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409, 422),
+        responses=problem_responses(400, 401, 403, 404, 409, 422, 413),
     )
     async def confirm(
         self,
@@ -296,7 +296,7 @@ class OrderLifecycleController(Controller):
         operation_id="declineOrder",
         summary="Decline (supplier)",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409, 422),
+        responses=problem_responses(400, 401, 403, 404, 409, 422, 413),
     )
     async def decline(
         self,
@@ -372,7 +372,7 @@ class OrderLifecycleController(Controller):
         operation_id="acceptOrder",
         summary="Accept (验收, buyer)",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409, 422),
+        responses=problem_responses(400, 401, 403, 404, 409, 422, 413),
     )
     async def accept(
         self,
@@ -399,7 +399,7 @@ class OrderLifecycleController(Controller):
         operation_id="settleOrder",
         summary="Record payment (buyer)",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409, 422),
+        responses=problem_responses(400, 401, 403, 404, 409, 422, 413),
     )
     async def settle(
         self,
@@ -431,7 +431,7 @@ class OrderLifecycleController(Controller):
         "/evaluation",
         operation_id="rateOrder",
         summary="Rate the supplier (buyer, once)",
-        responses=problem_responses(400, 401, 403, 404, 409, 422),
+        responses=problem_responses(400, 401, 403, 404, 409, 422, 413),
     )
     async def rate(
         self,
@@ -458,7 +458,7 @@ class OrderLifecycleController(Controller):
         operation_id="cancelOrder",
         summary="Cancel before shipment (buyer)",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409, 422),
+        responses=problem_responses(400, 401, 403, 404, 409, 422, 413),
     )
     async def cancel(
         self,

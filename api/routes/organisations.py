@@ -56,7 +56,7 @@ class OrganisationController(Controller):
     @post(
         operation_id="createOrganisation",
         summary="Register an organisation",
-        responses=problem_responses(400, 401, 403, 409),
+        responses=problem_responses(400, 401, 403, 409, 413),
     )
     async def create_organisation(
         self,
@@ -89,7 +89,7 @@ class OrganisationController(Controller):
         "/{organisation_id:int}",
         operation_id="updateOrganisation",
         summary="Change own profile",
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 413),
     )
     async def update_organisation(
         self,
@@ -124,7 +124,7 @@ class OrganisationController(Controller):
         "/{organisation_id:int}/contacts",
         operation_id="addContact",
         summary="Add a contact",
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(400, 401, 403, 404, 413),
     )
     async def add_contact(
         self,
@@ -178,7 +178,7 @@ class OrganisationController(Controller):
         "/{organisation_id:int}/qualifications",
         operation_id="addQualification",
         summary="Add a qualification document",
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(400, 401, 403, 404, 413),
     )
     async def add_qualification(
         self,

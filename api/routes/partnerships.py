@@ -60,7 +60,7 @@ class PartnershipController(Controller):
     @post(
         operation_id="createPartnership",
         summary="Create a partnership",
-        responses=problem_responses(400, 401, 403, 409),
+        responses=problem_responses(400, 401, 403, 409, 413),
     )
     async def create_partnership(
         self,
@@ -91,7 +91,7 @@ class PartnershipController(Controller):
         "/{partnership_id:int}",
         operation_id="updatePartnership",
         summary="Change a partnership",
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(400, 401, 403, 404, 413),
     )
     async def update_partnership(
         self,
@@ -110,7 +110,7 @@ class PartnershipController(Controller):
         "/{partnership_id:int}/members",
         operation_id="addPartnershipMember",
         summary="Add a member region",
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 413),
     )
     async def add_member(
         self,
@@ -130,7 +130,7 @@ class PartnershipController(Controller):
         operation_id="endPartnershipMembership",
         summary="A member region leaves",
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(400, 401, 403, 404, 413),
     )
     async def end_membership(
         self,
@@ -150,7 +150,7 @@ class PartnershipController(Controller):
         "/{partnership_id:int}/members/{region_code:str}/recognition",
         operation_id="setRecognition",
         summary="Opt out of (or into) recognition",
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(400, 401, 403, 404, 413),
     )
     async def set_recognition(
         self,

@@ -70,7 +70,7 @@ class CityRuleController(Controller):
         operation_id="addCityRuleVersion",
         summary="Add a rule version",
         status_code=201,
-        responses=problem_responses(400, 401, 403, 409),
+        responses=problem_responses(400, 401, 403, 409, 413),
     )
     async def add_version(
         self,

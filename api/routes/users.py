@@ -48,7 +48,7 @@ class UserController(Controller):
         "/organisations/{organisation_id:int}/users",
         operation_id="createUser",
         summary="Create a user in an organisation",
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 413),
     )
     async def create_user(
         self,
@@ -83,7 +83,7 @@ class UserController(Controller):
         "/users/{user_id:int}",
         operation_id="updateUser",
         summary="Change a user's display name or roles",
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 413),
     )
     async def update_user(
         self,
