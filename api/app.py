@@ -121,7 +121,7 @@ def create_app(
         except Exception as exc:
             log.warning("search index settings not applied at start-up: %r", exc)
         stop_worker = asyncio.Event()
-        listener_task = asyncio.create_task(principals.listen(pool, stop_worker))
+        listener_task = asyncio.create_task(principals.listen(settings.database.url, stop_worker))
         worker_task = (
             asyncio.create_task(build_worker(pool, indexer, settings).run(stop_worker))
             if run_worker

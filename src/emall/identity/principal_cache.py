@@ -29,15 +29,11 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+import asyncpg
+
+from emall.db.pool import CONNECT_TIMEOUT_SECONDS
 from emall.identity.models import Principal
-
-if TYPE_CHECKING:
-    from asyncpg import Record
-    from asyncpg.pool import PoolConnectionProxy
-
-    from emall.db.pool import Pool
 
 log = logging.getLogger("emall.identity")
 
@@ -108,13 +104,18 @@ class PrincipalCache:
         else:
             self.invalidate()
 
-    async def listen(self, pool: Pool, stop: asyncio.Event, *, retry_seconds: float = 1.0) -> None:
-        """Hold one pooled connection that LISTENs for changes until ``stop`` is set; the cache
-        is in use only while it does. A lost connection is replaced once the server is back."""
+    async def listen(self, dsn: str, stop: asyncio.Event, *, retry_seconds: float = 1.0) -> None:
+        """Hold a connection of its own (not one of the pool's, which serve requests) that
+        LISTENs for changes until ``stop`` is set; the cache is in use only while it does. A
+        lost connection is replaced once the server is back."""
         while not stop.is_set():
             lost = asyncio.Event()
             try:
-                conn = await pool.acquire()
+                conn = await asyncpg.connect(
+                    dsn,
+                    timeout=CONNECT_TIMEOUT_SECONDS,
+                    server_settings={"application_name": "emall-principal-cache"},
+                )
             except Exception as exc:
                 log.info("principal cache cannot listen yet: %r", exc)
                 await _wait(stop, retry_seconds)
@@ -135,19 +136,17 @@ class PrincipalCache:
             finally:
                 self.listening = False
                 self.invalidate()
-                await self._give_back(pool, conn, lost=lost.is_set())
+                await _close(conn)
             if not stop.is_set():
                 await _wait(stop, retry_seconds)
 
-    async def _give_back(
-        self, pool: Pool, conn: PoolConnectionProxy[Record], *, lost: bool
-    ) -> None:
-        try:
-            if not lost:
-                await conn.remove_listener(CHANNEL, self._notified)
-            await pool.release(conn)
-        except Exception as exc:  # the connection is already gone
-            log.info("principal cache listener already closed: %r", exc)
+
+async def _close(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    try:
+        await asyncio.wait_for(conn.close(), timeout=CONNECT_TIMEOUT_SECONDS)
+    except Exception as exc:  # the connection is already gone
+        log.info("principal cache listener already closed: %r", exc)
+        conn.terminate()
 
 
 def _setter(event: asyncio.Event) -> Callable[..., None]:
