@@ -13,6 +13,7 @@ Shares and factors are basis points (1000 = 10%), and every comparison is intege
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -113,28 +114,77 @@ async def rise_needs_review(conn: Connection, offer: OfferRead, new_price_fen: i
     )
 
 
+# The listed peers of an offer (its category's other listed offers), from the partial index
+# offers_listed_category_price_idx (migration 0009): their count, and the two prices next to the
+# upper quartile's position, counted from the top (a quarter of the way in, not three quarters).
 _PEERS_SQL = """
-select count(*) as peers,
-       round(percentile_cont(0.75) within group (order by o.price_fen))::bigint as upper_quartile
-from offers o join products p on p.id = o.product_id
-where o.status = 'listed' and p.category_code = $1 and o.id <> $2
+with peers as (
+    select count(*) as n from offers
+    where status = 'listed' and category_code = $1 and id <> $2
+)
+select n, array(
+    select price_fen from offers
+    where status = 'listed' and category_code = $1 and id <> $2
+    order by price_fen desc
+    offset greatest(n - 1 - (3 * n) / 4, 0)
+    limit 2
+) as near
+from peers
 """
+
+
+def upper_quartile_fen(n: int, near: Sequence[int]) -> int:
+    """``round(percentile_cont(0.75))`` over ``n`` prices, exactly, from the two prices next to
+    its position: ``near`` = (the price at index ceil(p), the one below it) of the prices in
+    ascending order, where p = 0.75 (n - 1).
+
+    percentile_cont interpolates ``a[lo] + (p - lo) (a[hi] - a[lo])``; p - lo is a whole number
+    of quarters, so PostgreSQL's float8 arithmetic is exact for any price below 2^50 fen, and
+    its ``round(float8)`` rounds a half to even (``rint``). Here the same in integers: the value
+    in quarters of a fen, then rounded half to even.
+    """
+    quarters = 3 * (n - 1) % 4
+    high = near[0]
+    if quarters == 0:  # lo == hi: the value is a price itself
+        return high
+    low = near[1]
+    whole, rest = divmod(4 * low + quarters * (high - low), 4)
+    if rest > 2 or (rest == 2 and whole % 2 == 1):
+        whole += 1
+    return whole
+
+
+async def peer_upper_quartile(
+    conn: Connection | Pool, category_code: str, offer_id: int
+) -> tuple[int, int | None]:
+    """(count, upper quartile rounded to the fen) of the listed offers of ``category_code`` other
+    than ``offer_id``; the quartile is None when there are none.
+
+    Equal to ``round(percentile_cont(0.75) within group (order by price_fen))`` over those
+    offers (tests/test_price_quartile.py checks it against PostgreSQL), but reads only the
+    category's index entries: a count and one short ordered scan, whatever the catalogue's size.
+    """
+    row = await conn.fetchrow(_PEERS_SQL, category_code, offer_id)
+    assert row is not None
+    n = int(row["n"])
+    if n == 0:
+        return 0, None
+    return n, upper_quartile_fen(n, row["near"])
 
 
 async def check_price_flag(conn: Connection, offer: OfferRead) -> bool:
     """Flag a listed offer priced above its region's factor times its peers' upper quartile."""
-    peers = await conn.fetchrow(_PEERS_SQL, offer.product.category_code, offer.id)
-    assert peers is not None
-    if peers["peers"] < MIN_PEERS_FOR_FLAG:
+    peers, upper_quartile = await peer_upper_quartile(conn, offer.product.category_code, offer.id)
+    if peers < MIN_PEERS_FOR_FLAG or upper_quartile is None:
         return False
     rule = await price_rule(conn, offer.review_region_code)
-    if not above_factor(offer.price_fen, peers["upper_quartile"], rule.flag_factor_bp):
+    if not above_factor(offer.price_fen, upper_quartile, rule.flag_factor_bp):
         return False
     detail = {
         "price_fen": offer.price_fen,
-        "upper_quartile_fen": peers["upper_quartile"],
+        "upper_quartile_fen": upper_quartile,
         "factor_bp": rule.flag_factor_bp,
-        "peers": peers["peers"],
+        "peers": peers,
         "category_code": offer.product.category_code,
     }
     flag_id = await conn.fetchval(
@@ -170,7 +220,8 @@ async def category_price_stats(
     """Count, min, quartiles, median and max of listed offers in a category (any level).
 
     Quartiles interpolate between neighbouring prices (``percentile_cont``) and are rounded to
-    the nearest fen.
+    the nearest fen. The offers are found by their own ``category_code`` (the category and every
+    category below it), through the listed offers' index.
     """
     authorize(principal, "product.read")
     if await conn.fetchval("select 1 from categories where code = $1", category_code) is None:
@@ -182,8 +233,14 @@ async def category_price_stats(
                round(percentile_cont(0.5) within group (order by o.price_fen))::bigint as median,
                round(percentile_cont(0.75) within group (order by o.price_fen))::bigint as upper_quartile,
                max(o.price_fen) as max
-        from offers o join products p on p.id = o.product_id
-        where o.status = 'listed' and $1 = any(category_chain(p.category_code))
+        from offers o
+        where o.status = 'listed' and o.category_code in (
+            with recursive below (code) as (
+                select $1::text
+                union all
+                select c.code from categories c join below b on c.parent_code = b.code
+            )
+            select code from below)
         """,
         category_code,
     )

@@ -5,7 +5,10 @@ Everything goes through the SDK's ``AsyncClient`` made by ``emall.search.client`
 * ``ensure_index`` creates the index and applies ``INDEX_SETTINGS``; it sends nothing when the
   settings already match, so it is cheap to call at start-up.
 * ``push`` sends documents in batches without waiting on each task, then waits once (about
-  1.7 times faster than waiting per batch, see /work/shared/stack-notes.md).
+  1.7 times faster than waiting per batch, see /work/shared/stack-notes.md). ``submit`` only
+  sends them and returns the task uids; ``task_statuses`` and ``tasks_finished`` tell later
+  whether those tasks were applied (the outbox worker's index lane does not wait, see
+  ``emall.search.sync``).
 * ``reindex`` builds a new index beside the live one and swaps them, so that a search never
   sees an empty or half-built index.
 * ``verify`` compares the index with the catalogue and can repair it.
@@ -176,13 +179,14 @@ async def ensure_index(client: AsyncClient, uid: str) -> None:
     await _wait(client, task_info.task_uid)
 
 
-async def push(
+async def submit(
     client: AsyncClient,
     uid: str,
     documents: Sequence[dict[str, Any]],
     deletions: Sequence[int],
-) -> None:
-    """Add or replace ``documents`` and delete ``deletions``; returns once all are applied."""
+) -> list[int]:
+    """Enqueue adding or replacing ``documents`` and deleting ``deletions``; returns the task uids
+    at once, without waiting for Meilisearch to apply them (see ``tasks_finished``)."""
     index = client.index(uid)
     tasks: list[int] = []
     for start in range(0, len(documents), BATCH_SIZE):
@@ -191,9 +195,46 @@ async def push(
     if deletions:
         info = await index.delete_documents([str(i) for i in deletions])
         tasks.append(info.task_uid)
+    return tasks
+
+
+async def push(
+    client: AsyncClient,
+    uid: str,
+    documents: Sequence[dict[str, Any]],
+    deletions: Sequence[int],
+) -> None:
+    """Add or replace ``documents`` and delete ``deletions``; returns once all are applied."""
+    tasks = await submit(client, uid, documents, deletions)
     # Tasks of one index run in order: once the last is done, all are; check each for errors.
     for task_uid in reversed(tasks):
         await _wait(client, task_uid)
+
+
+class TaskFailed(Exception):
+    """A Meilisearch task failed, was canceled or is unknown to the server (lost)."""
+
+
+async def task_statuses(client: AsyncClient, task_uids: Sequence[int]) -> dict[int, str]:
+    """The status of each of these tasks that Meilisearch knows, in one request."""
+    if not task_uids:
+        return {}
+    found = await client.get_tasks(uids=list(task_uids), limit=len(task_uids))
+    return {task.uid: task.status for task in found.results}
+
+
+def tasks_finished(task_uids: Sequence[int], statuses: dict[int, str]) -> bool:
+    """True when every task succeeded, False while any is still enqueued or processing; raises
+    ``TaskFailed`` for a task that failed, was canceled or is missing from ``statuses``."""
+    finished = True
+    for task_uid in task_uids:
+        status = statuses.get(task_uid)
+        if status is None:
+            raise TaskFailed(f"Meilisearch knows no task {task_uid}")
+        if status in ("failed", "canceled"):
+            raise TaskFailed(f"Meilisearch task {task_uid} {status}")
+        finished = finished and status == "succeeded"
+    return finished
 
 
 async def reindex(

@@ -6,13 +6,24 @@ Two stages, so that PostgreSQL's mirror is current even while Meilisearch is dow
    through their supplier, or through a partnership's member regions). The handler refreshes
    their rows in ``offer_search`` — in the transaction that claims the outbox rows — and queues
    one ``search.index`` row naming them.
-2. ``search.index`` pushes those offers' documents (read from the mirror) to Meilisearch. While
-   Meilisearch is unreachable it fails and is retried with capped backoff and never parked, so
-   nothing is lost; when it comes back the queue drains.
+2. ``search.index`` submits those offers' documents (read from the mirror) to Meilisearch and
+   hands the rows off (``emall.outbox.worker.Handoff``) rather than wait for the indexing task:
+   the index lane goes straight on with the next batch, so changes never queue behind a task in
+   flight, while Meilisearch applies tasks in the order they were submitted. A row is marked
+   processed only once its tasks have succeeded; a task that failed, was canceled or was lost
+   (or is not done within ``TASK_TIMEOUT_MS``) sends its rows back to the queue, and submitting
+   them again sends the mirror's current documents, never older ones than any sent since. While
+   Meilisearch is unreachable, submitting fails and is retried with capped backoff and never
+   parked, so nothing is lost; when it comes back the queue drains.
+
+Submissions are serialised across workers (a transaction-scoped advisory lock around reading the
+mirror and submitting), so that one worker's older read never reaches Meilisearch after
+another's newer one.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,13 +31,17 @@ from meilisearch_python_sdk import AsyncClient
 
 from emall.audit import enqueue
 from emall.db.pool import Connection
-from emall.outbox.worker import Handler, OutboxRow, TopicPolicy
+from emall.outbox.worker import Handler, Handoff, OutboxRow, TopicPolicy
 from emall.search import index
 from emall.search.documents import offers_of_supplier, refresh_mirror
 
+log = logging.getLogger("emall.search")
+
 CHANGE_TOPICS = ("offer.changed", "visibility.changed", "supplier.changed")
 INDEX_TOPIC = "search.index"
-# Indexing waits on Meilisearch: its own lane, so the mirror (stage 1) keeps up meanwhile.
+# pg_advisory_xact_lock key of the index push: "emallix" in ASCII
+PUSH_LOCK_KEY = 0x656D616C6C6978
+# Indexing needs Meilisearch: its own lane, so the mirror (stage 1) keeps up while it is down.
 POLICIES = {
     INDEX_TOPIC: TopicPolicy(max_attempts=None, max_backoff_seconds=5.0, lane="search-index")
 }
@@ -71,8 +86,10 @@ async def mirror_changes(conn: Connection, rows: list[OutboxRow]) -> None:
 
 
 def index_handler(client: AsyncClient, uid: str) -> Handler:
-    async def push_to_index(conn: Connection, rows: list[OutboxRow]) -> None:
-        """Stage 2: the mirror's current documents of these offers go to Meilisearch."""
+    async def push_to_index(conn: Connection, rows: list[OutboxRow]) -> Handoff | None:
+        """Stage 2: the mirror's current documents of these offers go to Meilisearch; the rows
+        are done once Meilisearch has applied them."""
+        await conn.execute("select pg_advisory_xact_lock($1)", PUSH_LOCK_KEY)
         offer_ids = sorted(
             {int(i) for row in rows for i in (row.payload or {}).get("offer_ids", [])}
         )
@@ -81,7 +98,21 @@ def index_handler(client: AsyncClient, uid: str) -> Handler:
         )
         documents: list[dict[str, Any]] = [r["doc"] for r in found]
         present = {r["offer_id"] for r in found}
-        await index.push(client, uid, documents, [i for i in offer_ids if i not in present])
+        tasks = await index.submit(
+            client, uid, documents, [i for i in offer_ids if i not in present]
+        )
+        if not tasks:
+            return None
+
+        async def applied() -> bool:
+            try:
+                statuses = await index.task_statuses(client, tasks)
+            except Exception as exc:  # unreachable or unwell: cannot tell yet, ask again later
+                log.info("cannot ask Meilisearch about tasks %s: %r", tasks, exc)
+                return False
+            return index.tasks_finished(tasks, statuses)
+
+        return Handoff(applied, within_seconds=index.TASK_TIMEOUT_MS / 1000)
 
     return push_to_index
 
