@@ -11,14 +11,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from emall.catalogue.models import AttributeSpec, TemplateWrite
 from emall.catalogue.templates import put_template
 from emall.db.pool import Pool
-from emall.imports import create_job, get_job, run_job
+from emall.imports import create_job, get_job, pipeline, run_job
 from emall.imports.parse import parse_rows
+from emall.imports.save import FileSaver, SaveResult, save_rows, stage
+from emall.listings.models import OfferRow
 from tests.helpers import JWT_SECRET, org_id, principal_of, token_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -562,6 +566,139 @@ async def test_progress_is_reported_and_a_failed_job_saves_nothing(pool: Pool) -
         )
         == "failed"
     )
+
+
+# -- batches: checked while saved, judged as one file ----------------------------------------------
+
+
+async def test_a_file_of_several_batches_is_saved_whole_or_not_at_all(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await use_test_templates(pool)
+    monkeypatch.setattr(pipeline, "SAVE_BATCH", 1_000)
+    principal = await principal_of(pool, "nj_supplier_staff")
+    before = await counts(pool)
+    rows = [good_row(i) for i in range(1, 2_501)]
+    rows[2_099]["supplier_sku"] = rows[4]["supplier_sku"]  # row 2,100 repeats row 5's SKU
+    content = "\n".join(json.dumps(r) for r in rows).encode()
+    async with pool.acquire() as conn:
+        job = await create_job(conn, principal, fmt="jsonl", filename="a.jsonl", content=content)
+    done = await run_job(pool, job.id, content)
+    assert done.status == "succeeded", done.failure
+    assert (done.processed_rows, done.created_rows, done.error_rows) == (2_500, 2_499, 1)
+    assert [(e.row, e.field) for e in done.errors] == [(2_100, "supplier_sku")]
+    after = await counts(pool)
+    assert after["offers"] - before["offers"] == 2_499
+    assert after["audit"] - before["audit"] == 2_499
+
+    # a failure in the third batch takes the first two with it
+    await pool.execute(
+        """
+        create function refuse_price() returns trigger language plpgsql as $$
+        begin
+            if new.price_fen = 424242 then raise exception 'refused by test trigger'; end if;
+            return new;
+        end $$;
+        create trigger refuse_price before insert on offer_price_history
+            for each row execute function refuse_price();
+        """
+    )
+    rows = [good_row(i) for i in range(5_001, 7_501)]
+    rows[-1]["price_fen"] = 424242
+    content = "\n".join(json.dumps(r) for r in rows).encode()
+    async with pool.acquire() as conn:
+        job = await create_job(conn, principal, fmt="jsonl", filename="b.jsonl", content=content)
+    failed = await run_job(pool, job.id, content)
+    assert failed.status == "failed"
+    assert failed.failure is not None and "refused by test trigger" in failed.failure
+    assert await counts(pool) == after
+
+
+async def test_batches_are_judged_as_the_whole_file(pool: Pool) -> None:
+    """Rows that repeat a product of an earlier batch, or name a product that an earlier batch
+    moved an offer away from, are refused as they would be in one batch. (The row check catches
+    repeats first; the saver must not depend on it.)"""
+    principal = await principal_of(pool, "nj_supplier_admin")
+
+    def row(number: int, sku: str, model: str) -> tuple[int, OfferRow]:
+        values = {**good_row(number), "supplier_sku": sku, "model": model}
+        return number, msgspec.convert(values, OfferRow)
+
+    async with pool.acquire() as conn, conn.transaction():
+        await save_rows(conn, principal, [row(1, "BATCH-Z", "BATCH-P0")], job_id=0)
+    rows = [
+        row(1, "BATCH-Z", "BATCH-Q"),  # moves the offer BATCH-Z from product P0 to Q
+        row(2, "BATCH-1", "BATCH-R"),
+        row(3, "BATCH-2", "batch-r"),  # the product of row 2
+        row(4, "BATCH-3", "BATCH-P0"),  # offered under BATCH-Z before the import
+        row(5, "BATCH-4", "BATCH-S"),
+    ]
+
+    async def saved(batches: list[list[tuple[int, OfferRow]]]) -> SaveResult:
+        async with pool.acquire() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                saver = FileSaver(conn, principal, job_id=0)
+                for batch in batches:
+                    await saver.save(stage(batch))
+                return saver.result
+            finally:
+                await transaction.rollback()
+
+    whole = await saved([rows])
+    assert (whole.created, whole.updated, whole.unchanged) == (2, 1, 0)
+    assert [(e.row, e.field) for e in whole.errors] == [(3, "model"), (4, "model")]
+    assert "第 2 行" in whole.errors[0].reason and "BATCH-Z" in whole.errors[1].reason
+    assert await saved([rows[:2], rows[2:]]) == whole
+    assert await saved([[r] for r in rows]) == whole
+
+
+# -- hostile rows ---------------------------------------------------------------------------------
+
+DEEP = '{"k":' * 10_000 + "1" + "}" * 10_000
+
+
+async def test_rows_a_database_cannot_hold_are_row_errors(pool: Pool) -> None:
+    """NUL characters anywhere in a row, and JSON nested past 32 levels, are row errors naming
+    the field; an error echoing a NUL from the file is stored without it."""
+    await use_test_templates(pool)
+    principal = await principal_of(pool, "nj_supplier_staff")
+    good = json.dumps(good_row(1))
+    broken: list[tuple[dict[str, Any] | str, str]] = [
+        ({**good_row(2), "brand": "a\x00b"}, "brand"),
+        ({**good_row(3), "specs": {"memory_gb": 8, "cpu": "i5\x00"}}, "specs.cpu"),
+        ({**good_row(4), "image_urls": ["https://img.example.com/\x00.jpg"]}, "image_urls[0]"),
+        ({**good_row(5), "colour\x00": "red"}, "colour\\u0000"),
+        ("[" * 10_000 + "]" * 10_000, "row"),
+        (json.dumps(good_row(7)).replace('"delivery": [', f'"delivery": [{DEEP}, '), "delivery"),
+        ({**good_row(8), "specs": {"memory_gb": 8, "cpu": "i5", "x": [[[[[[[[[[]]]]]]]]]]}}, ""),
+    ]
+    lines = [good] + [r if isinstance(r, str) else json.dumps(r) for r, _ in broken]
+    content = "\n".join(lines).encode()
+    async with pool.acquire() as conn:
+        job = await create_job(conn, principal, fmt="jsonl", filename="h.jsonl", content=content)
+    done = await run_job(pool, job.id, content)
+    assert done.status == "succeeded", done.failure
+    assert done.created_rows == 1
+    fields = [(e.row, e.field) for e in done.errors]
+    assert fields[:-1] == [(n, f) for n, (_, f) in enumerate(broken[:-1], start=2)]
+    assert fields[-1] == (8, "specs.x")  # 10 levels: not too deep, but not a spec value
+    nul = [e.reason for e in done.errors if e.row in (2, 3, 4)]
+    assert nul == ["不能包含 NUL 字符 (must not contain a NUL character)"] * 3
+    assert all("嵌套过深" in e.reason for e in done.errors if e.row in (6, 7))
+
+    csv_content = (
+        "supplier_sku,category_code,brand,model,title,specs,price_fen,reference_price_fen,"
+        "reference_source_url,reference_date,stock,delivery\n"
+        f'DEEP-1,{DESKTOP},川南测试,D1,川南测试台式计算机,"{DEEP.replace(chr(34), chr(34) * 2)}",'
+        "420000,450000,https://www.dell.com/p/7010,2025-05-01,5,511000:2\n"
+    ).encode()
+    async with pool.acquire() as conn:
+        job = await create_job(conn, principal, fmt="csv", filename="h.csv", content=csv_content)
+    done = await run_job(pool, job.id, csv_content)
+    assert done.status == "succeeded", done.failure
+    assert [(e.row, e.field) for e in done.errors] == [(1, "specs")]
 
 
 # -- the command line ---------------------------------------------------------------------------

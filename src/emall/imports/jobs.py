@@ -2,9 +2,11 @@
 
 ``create_job`` checks the file as a whole (format, UTF-8, size, header, row limit) and records
 a ``queued`` job; ``run_job`` then checks every row, saves the valid ones in one transaction
-and records the counts and the first 1,000 row errors. While rows are checked the job's
-``processed_rows`` is written every 1,000 rows in its own short transaction, so that a status
-poll sees progress. An unexpected error fails the job (``failure``) and saves nothing.
+and records the counts and the first 1,000 row errors. Rows are checked in a worker thread
+while the batches already checked are saved (``emall.imports.pipeline``). The job's
+``processed_rows`` is written every 1,000 rows checked, on another connection of the pool and
+outside the transaction, so that a status poll sees progress: a job needs a pool of at least two
+connections. An unexpected error fails the job (``failure``) and saves nothing.
 
 A job is its supplier's: it is visible to the supplier's users and to the operators and
 auditors who oversee the supplier's region; to anyone else it does not exist.
@@ -16,7 +18,6 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import asyncpg
 import msgspec
@@ -31,16 +32,15 @@ from emall.imports.models import (
     ImportJobRead,
     RowError,
 )
-from emall.imports.parse import ParseError, count_rows, parse_rows
-from emall.imports.save import save_rows
+from emall.imports.parse import count_rows, parse_rows
+from emall.imports.pipeline import check_and_save
+from emall.imports.save import FileSaver
 from emall.imports.validate import FileChecker, load_reference
-from emall.listings.models import OfferRow
 from emall.pagination import Page, page_args, page_of
 from emall.policy import Resource, authorize
 
 log = logging.getLogger("emall.imports")
 
-PROGRESS_EVERY = 1_000
 Progress = Callable[[int, int], None]
 
 _COLUMNS = """j.id, j.supplier_id, j.status, j.format, j.filename, j.sha256, j.total_rows,
@@ -242,34 +242,24 @@ async def _run(
     progress: Progress | None,
 ) -> None:
     total: int = started["total_rows"]
-    valid: list[tuple[int, OfferRow]] = []
-    errors: list[RowError] = []
+    if pool.get_max_size() < 2:
+        raise ValueError("导入需要至少两个数据库连接 (an import needs a pool of two connections)")
+
+    async def report(processed: int) -> None:
+        # outside the job's transaction: committed at once, so that a status poll sees it
+        await pool.execute(
+            "update import_jobs set processed_rows = $2 where id = $1", job_id, processed
+        )
+        if progress is not None:
+            progress(processed, max(total, processed))
+
     async with pool.acquire() as conn:
         checker = FileChecker(await load_reference(conn))
-        processed = 0
-        chunk: list[tuple[int, dict[str, Any] | ParseError]] = []
-        rows = parse_rows(started["format"], content)
-        while True:
-            chunk.clear()
-            for item in rows:
-                chunk.append(item)
-                if len(chunk) == PROGRESS_EVERY:
-                    break
-            if not chunk:
-                break
-            good, bad = await checker.check_chunk(conn, chunk)
-            valid.extend(good)
-            errors.extend(bad)
-            processed += len(chunk)
-            # outside any transaction: committed at once, so that a status poll sees it
-            await conn.execute(
-                "update import_jobs set processed_rows = $2 where id = $1", job_id, processed
-            )
-            if progress is not None:
-                progress(processed, max(total, processed))
-
         async with conn.transaction():
-            result = await save_rows(conn, actor, valid, job_id=job_id)
+            saver = FileSaver(conn, actor, job_id=job_id)
+            rows = parse_rows(started["format"], content)
+            processed, errors = await check_and_save(checker, saver, rows, report)
+            result = saver.result
             all_errors = sorted(errors + result.errors, key=lambda e: e.row)
             error_rows = len({e.row for e in all_errors})
             await conn.execute(
@@ -285,7 +275,7 @@ async def _run(
                 result.updated,
                 result.unchanged,
                 error_rows,
-                msgspec.to_builtins(all_errors[:MAX_STORED_ERRORS]),
+                msgspec.to_builtins([_storable(e) for e in all_errors[:MAX_STORED_ERRORS]]),
             )
             await record_event(
                 conn,
@@ -306,7 +296,20 @@ async def _run(
             )
 
 
+def _storable(error: RowError) -> RowError:
+    """The error as jsonb can hold it: a field or reason that echoes the file (an unknown key,
+    say) may hold a NUL character, shown as ``\\u0000``."""
+    if "\x00" not in error.field and "\x00" not in error.reason:
+        return error
+    return RowError(
+        row=error.row,
+        field=error.field.replace("\x00", "\\u0000"),
+        reason=error.reason.replace("\x00", "\\u0000"),
+    )
+
+
 async def _fail(pool: Pool, job_id: int, actor: Principal | None, failure: str) -> None:
+    failure = failure.replace("\x00", "\\u0000")  # jsonb and text cannot hold a NUL
     text = f"导入失败，未保存任何数据 (the import failed; nothing was saved): {failure}"[:2000]
     try:
         async with pool.acquire() as conn, conn.transaction():

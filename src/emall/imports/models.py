@@ -18,6 +18,9 @@ MAX_FILE_BYTES = 50 * 1024 * 1024  # 50 MB
 MAX_ROWS = 200_000
 MAX_STORED_ERRORS = 1_000  # a job keeps the first 1,000 row errors
 MAX_FILENAME_LENGTH = 255
+# How deep a JSON value in a row may nest, as api/request_checks.py allows in a request body:
+# offers nest a few levels (a delivery list of objects); deeper exists only to exhaust a parser.
+MAX_JSON_DEPTH = 32
 
 
 class RowError(FrozenStruct, frozen=True):

@@ -12,19 +12,32 @@
 The values are what the file says (CSV cells stay strings); ``emall.imports.validate`` turns a
 row into an ``OfferRow``. What is wrong with the file as a whole (not UTF-8, too large, an
 unknown CSV column) is a ``ValidationFailed`` naming ``file``.
+
+Two things no row may hold are refused here, as a ``ParseError`` naming the field, because
+they would otherwise end the whole job rather than the row:
+
+* JSON nested deeper than ``MAX_JSON_DEPTH`` (a JSONL row's field, a CSV ``specs`` cell). The
+  depth is measured without recursion before the (recursive) decoder sees the text, so that a
+  line nested thousands deep cannot raise ``RecursionError``.
+* a NUL character in any text of the row (a value, a list item, a key), which PostgreSQL text
+  and jsonb cannot store. The other characters they cannot store, lone surrogates, cannot
+  occur: the file is strict UTF-8 and the JSON decoder refuses a lone ``\\ud800``. A row is
+  searched only when its text may hold a NUL (the ``\\u0000`` escape in a JSONL line, the
+  character anywhere in a CSV file), so that clean files pay nothing.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
 
 from emall.errors import ValidationFailed
-from emall.imports.models import FORMATS, MAX_FILE_BYTES, MAX_ROWS
+from emall.imports.models import FORMATS, MAX_FILE_BYTES, MAX_JSON_DEPTH, MAX_ROWS
 from emall.listings.models import OfferRow
 from emall.structs import FrozenStruct
 
@@ -35,6 +48,12 @@ REQUIRED_COLUMNS: tuple[str, ...] = tuple(
 )
 LIST_COLUMNS = ("policy_tags", "image_urls")
 _json = msgspec.json.Decoder()
+NUL = "\x00"
+NUL_REASON = "不能包含 NUL 字符 (must not contain a NUL character)"
+_TOO_DEEP = f"JSON 嵌套过深 (JSON nested deeper than {MAX_JSON_DEPTH} levels)"
+# One token of JSON text that matters for its depth: a string (with the colon after it when it
+# is a key), or a bracket. Everything else (numbers, commas, white space) is skipped.
+_DEPTH_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"(?:\s*:)?|[\[\]{}]')
 
 
 class ParseError(FrozenStruct, frozen=True):
@@ -130,16 +149,27 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | ParseError]]:
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
+        # the row's own object is one level: its fields may nest MAX_JSON_DEPTH below it
+        deep = _too_deep(line, MAX_JSON_DEPTH + 1)
+        if deep is not None:
+            yield number, ParseError(deep, _TOO_DEEP)
+            continue
         try:
             value = _json.decode(line)
         except msgspec.DecodeError as exc:
             yield number, ParseError("row", f"不是有效的 JSON (invalid JSON: {exc})")
+            continue
+        except RecursionError:  # not reached after _too_deep; kept so that it cannot end a job
+            yield number, ParseError("row", _TOO_DEEP)
             continue
         if not isinstance(value, dict):
             yield (
                 number,
                 ParseError("row", "每行须为一个 JSON 对象 (each line must be one JSON object)"),
             )
+            continue
+        if "\\u0000" in line:  # the only way JSON text spells a NUL
+            yield number, _without_nul(value)
             continue
         yield number, value
 
@@ -149,6 +179,7 @@ def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | ParseError]]:
     header = _check_header(next(reader, []))
     width = len(header)
     columns = [(name, _READERS.get(name)) for name in header]
+    may_hold_nul = NUL in text
     for number, record in enumerate(reader, start=1):
         if not any(map(str.strip, record)):
             continue
@@ -162,7 +193,8 @@ def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | ParseError]]:
                 ),
             )
             continue
-        yield number, _csv_row(columns, record)
+        row = _csv_row(columns, record)
+        yield number, _without_nul(row) if may_hold_nul and isinstance(row, dict) else row
 
 
 def _csv_row(
@@ -183,11 +215,70 @@ def _csv_row(
     return row
 
 
+def _without_nul(row: dict[str, Any]) -> dict[str, Any] | ParseError:
+    """The row, or a ``ParseError`` naming a text in it that holds a NUL: ``title``,
+    ``image_urls[0]``, ``specs.cpu``; a key with a NUL is named with it written ``\\u0000``."""
+    stack: list[tuple[object, str]] = [(row, "")]
+    while stack:  # depth first, in file order; nesting is bounded by _too_deep
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if NUL in value:
+                return ParseError(path, NUL_REASON)
+        elif isinstance(value, dict):
+            children: list[tuple[object, str]] = []
+            for key, child in value.items():
+                name = key.replace(NUL, "\\u0000")
+                child_path = f"{path}.{name}" if path else name
+                if NUL in key:
+                    return ParseError(child_path, NUL_REASON)
+                children.append((child, child_path))
+            stack.extend(reversed(children))
+        elif isinstance(value, list):
+            stack.extend((value[i], f"{path}[{i}]") for i in reversed(range(len(value))))
+    return row
+
+
+def _too_deep(text: str, limit: int) -> str | None:
+    """``None`` when the JSON text nests at most ``limit`` arrays and objects deep; otherwise the
+    field that nests deeper: the key of the outermost object under which the limit is passed,
+    or ``row`` when the text is not an object. Iterative, and quick for a text with no more
+    brackets than the limit (it cannot nest deeper than that)."""
+    if text.count("[") + text.count("{") <= limit:
+        return None
+    depth = 0
+    key: str | None = None
+    for match in _DEPTH_TOKEN.finditer(text):
+        token = match.group()
+        if token[0] == '"':
+            if depth == 1 and token[-1] == ":":
+                key = token
+        elif token in "[{":
+            depth += 1
+            if depth > limit:
+                return "row" if key is None else _key_name(key)
+        else:
+            depth -= 1
+    return None
+
+
+def _key_name(token: str) -> str:
+    """The name a key token (``"specs" :``) stands for; ``row`` if it does not decode."""
+    try:
+        name = _json.decode(token[: token.rindex('"') + 1])
+    except msgspec.DecodeError:
+        return "row"
+    return name if isinstance(name, str) else "row"
+
+
 def _specs(cell: str) -> dict[str, Any] | ParseError:
+    if _too_deep(cell, MAX_JSON_DEPTH) is not None:
+        return ParseError("specs", _TOO_DEEP)
     try:
         specs = _json.decode(cell)
     except msgspec.DecodeError as exc:
         return ParseError("specs", f"须为 JSON 对象 (specs must be a JSON object: {exc})")
+    except RecursionError:  # not reached after _too_deep; kept so that it cannot end a job
+        return ParseError("specs", _TOO_DEEP)
     if not isinstance(specs, dict):
         return ParseError(
             "specs", '须为 JSON 对象，如 {"memory_gb": 16} (specs must be a JSON object)'

@@ -1,8 +1,13 @@
-"""Saving the valid rows of an import: one transaction, set-based.
+"""Saving the valid rows of an import: one transaction, set-based, in batches.
 
-The rows go into temporary tables with ``COPY`` and every step is one statement over the whole
-set (no per-row round trips). Each row arrives with a new product id and a new offer id drawn
-from the tables' sequences, used only when the row creates that product or offer, so that no
+``FileSaver.save`` applies one batch of a file's rows (``Staged``: checked rows turned into
+staging records, with no database, so that it can be done in a thread); the batches of a file
+are saved in file order on one connection inside the caller's transaction. ``save_rows`` saves
+a whole file as one batch.
+
+A batch goes into temporary tables with ``COPY`` and every step is one statement over the batch
+(no per-row round trips). Each row draws a new product id and a new offer id from the tables'
+sequences as it is copied, used only when the row creates that product or offer, so that no
 step has to write generated ids back into the temporary table:
 
 1. missing products are created (a product is found by category, brand and model, compared
@@ -16,8 +21,15 @@ step has to write generated ids back into the temporary table:
    ``offer.changed`` outbox row, so that buyers see the change;
 5. an audit event per created product and per created or updated offer (``offer.imported``).
 
-A row whose product the supplier already offers under another SKU cannot be saved (one offer
-per supplier and product); it is reported as a row error and the rest are saved.
+Rows, events and outbox rows are written in row order within a batch, batch after batch (so the
+``product.created`` events of a batch follow the ``offer.imported`` events of the one before).
+
+A row whose product an earlier row of the file already has (in this batch or an earlier one),
+or whose product the supplier offered under another SKU before the import, cannot be saved (one
+offer per supplier and product); it is reported as a row error and the rest are saved. To judge
+later batches as the whole file would be judged, the saver remembers the products of the rows
+saved so far (``import_seen``) and the products that earlier batches moved offers away from
+(``import_moved``).
 
 The caller owns the transaction: a failure anywhere leaves nothing applied.
 """
@@ -55,13 +67,16 @@ _ROW_COLUMNS = (
     "warranty_months",
     "policy_tags",
     "delivery_key",
-    "product_id",
-    "offer_id",
 )
 
-_CREATE_TEMP_TABLES = """
+
+def _create_temp_tables(product_sequence: int, offer_sequence: int) -> str:
+    """The staging tables; the ids default to the next values of the given sequences (oids)."""
+    return f"""
 drop table if exists pg_temp.import_rows;
 drop table if exists pg_temp.import_delivery;
+drop table if exists pg_temp.import_seen;
+drop table if exists pg_temp.import_moved;
 create temp table import_rows (
     row_no               integer primary key,
     supplier_sku         text not null,
@@ -84,11 +99,14 @@ create temp table import_rows (
     -- the same keys as products.brand_key and products.model_key
     brand_key            text generated always as (lower(regexp_replace(brand, '\\s+', '', 'g'))) stored,
     model_key            text generated always as (lower(regexp_replace(model, '\\s+', '', 'g'))) stored,
-    product_id           bigint not null,  -- a new id, or the existing product's
+    -- a new id, or the existing product's
+    product_id           bigint not null default nextval({product_sequence}::oid::regclass),
     product_new          boolean not null default true,
-    offer_id             bigint not null,  -- a new id, or the existing offer's
+    -- a new id, or the existing offer's
+    offer_id             bigint not null default nextval({offer_sequence}::oid::regclass),
     action               text not null default 'created',  -- or updated, unchanged
-    changed              text[] not null default '{}',     -- the offer fields that differ
+    changed              text[] not null default '{{}}',     -- the offer fields that differ
+    old_product_id       bigint,
     old_price_fen        bigint,
     old_reference_fen    bigint,
     old_status           text,
@@ -96,10 +114,22 @@ create temp table import_rows (
     review_region_code   text,
     before               jsonb
 ) on commit drop;
+create index on import_rows (supplier_sku);
+create index on import_rows (product_id);
 create temp table import_delivery (
     row_no        integer not null,
     region_code   text not null,
     delivery_days integer not null
+) on commit drop;
+-- the product of every row of earlier batches that was not a repeat, with its row
+create temp table import_seen (
+    product_id bigint primary key,
+    first_row  integer not null
+) on commit drop;
+-- the product an earlier batch moved an offer away from, and the offer's SKU
+create temp table import_moved (
+    product_id   bigint not null,
+    supplier_sku text not null
 ) on commit drop;
 """
 
@@ -174,6 +204,7 @@ select count(*) from (
 _MATCH_OFFERS = """
 update import_rows t
 set offer_id = m.id,
+    old_product_id = m.product_id,
     old_price_fen = m.price_fen,
     old_reference_fen = m.reference_price_fen,
     old_status = m.status,
@@ -182,7 +213,8 @@ set offer_id = m.id,
     changed = m.changed,
     action = case when cardinality(m.changed) > 0 then 'updated' else 'unchanged' end
 from (
-    select r.row_no, o.id, o.price_fen, o.reference_price_fen, o.status, o.review_region_code,
+    select r.row_no, o.id, o.product_id, o.price_fen, o.reference_price_fen, o.status,
+           o.review_region_code,
            array_remove(array[
                case when o.product_id <> r.product_id then 'product_id' end,
                case when o.price_fen <> r.price_fen then 'price_fen' end,
@@ -208,8 +240,16 @@ from (
 where m.row_no = t.row_no
 """
 
-# One offer per supplier and product: a later row for a product already in the file, or a
-# product the supplier offers under another SKU, cannot be saved.
+# One offer per supplier and product: a later row for a product already in the file (in an
+# earlier batch, or in this one), or a product the supplier offered under another SKU before the
+# import (an offer untouched so far, or one an earlier batch moved away), cannot be saved.
+_DROP_SEEN_PRODUCTS = """
+delete from import_rows t
+using import_seen s
+where s.product_id = t.product_id
+returning t.row_no, s.first_row
+"""
+
 _DROP_REPEATED_PRODUCTS = """
 delete from import_rows t
 using (select product_id, min(row_no) as first_row from import_rows group by product_id) f
@@ -222,6 +262,23 @@ delete from import_rows t
 using offers o
 where o.supplier_id = $1 and o.product_id = t.product_id and o.supplier_sku <> t.supplier_sku
 returning t.row_no, o.supplier_sku as other_sku
+"""
+
+_DROP_PRODUCTS_MOVED_AWAY = """
+delete from import_rows t
+using import_moved m
+where m.product_id = t.product_id and m.supplier_sku <> t.supplier_sku
+returning t.row_no, m.supplier_sku as other_sku
+"""
+
+_REMEMBER_SEEN = (
+    "insert into import_seen (product_id, first_row) select product_id, row_no from import_rows"
+)
+
+_REMEMBER_MOVED = """
+insert into import_moved (product_id, supplier_sku)
+select old_product_id, supplier_sku from import_rows
+where action = 'updated' and 'product_id' = any(changed)
 """
 
 # The delivery regions an offer has now.
@@ -354,26 +411,22 @@ class SaveResult:
 _specs_encoder = msgspec.json.Encoder(order="sorted")
 
 
-async def _new_ids(conn: Connection, table: str, n: int) -> list[int]:
-    """``n`` ids from the table's identity sequence, for rows that may need one."""
-    ids: list[int] = await conn.fetchval(
-        "select array_agg(nextval(q.sequence)) "
-        "from (select pg_get_serial_sequence($1, 'id')::regclass as sequence) q, "
-        "generate_series(1, $2)",
-        table,
-        n,
-    )
-    return ids
+@dataclass
+class Staged:
+    """A batch of checked rows as the staging tables take them: ``import_rows`` records (in
+    ``_ROW_COLUMNS`` order, without the ids, which the table draws) and ``import_delivery``
+    records. They hold only strings, numbers, dates and tuples of strings, so that the garbage
+    collector stops tracking them at its first look and a batch waiting to be saved costs it
+    nothing."""
 
+    rows: list[tuple[object, ...]] = field(default_factory=list)
+    deliveries: list[tuple[int, str, int]] = field(default_factory=list)
 
-def _records(
-    rows: list[tuple[int, OfferRow]], product_ids: list[int], offer_ids: list[int]
-) -> tuple[list[tuple[object, ...]], list[tuple[int, str, int]]]:
-    records: list[tuple[object, ...]] = []
-    deliveries: list[tuple[int, str, int]] = []
-    for (number, row), product_id, offer_id in zip(rows, product_ids, offer_ids, strict=True):
+    def add(self, number: int, row: OfferRow) -> None:
+        """Stage one checked row (rows in file order). Pure CPU work: safe in a thread while
+        the event loop saves an earlier batch."""
         by_region = sorted((d.region_code, d.delivery_days) for d in row.delivery)
-        records.append(
+        self.rows.append(
             (
                 number,
                 row.supplier_sku,
@@ -382,7 +435,7 @@ def _records(
                 row.model.strip(),
                 row.title.strip(),
                 _specs_encoder.encode(row.specs).decode(),
-                list(row.image_urls),
+                tuple(row.image_urls),
                 row.unit,
                 row.price_fen,
                 row.reference_price_fen,
@@ -391,14 +444,195 @@ def _records(
                 row.stock,
                 row.min_order_qty,
                 row.warranty_months,
-                sorted(set(row.policy_tags)),
+                tuple(sorted(set(row.policy_tags))),
                 ";".join(f"{region}:{days}" for region, days in by_region),
-                product_id,
-                offer_id,
             )
         )
-        deliveries.extend((number, region, days) for region, days in by_region)
-    return records, deliveries
+        self.deliveries.extend((number, region, days) for region, days in by_region)
+
+
+def stage(rows: list[tuple[int, OfferRow]]) -> Staged:
+    """The staging records of checked rows (``(row number, row)``, in file order)."""
+    staged = Staged()
+    for number, row in rows:
+        staged.add(number, row)
+    return staged
+
+
+class FileSaver:
+    """Saves the batches of one file for the actor's supplier, in file order, inside the
+    caller's transaction; ``result`` adds up the batches saved so far."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        actor: Principal,
+        *,
+        job_id: int,
+        request_id: str | None = None,
+    ) -> None:
+        self.conn = conn
+        self.actor = actor
+        self.job_id = job_id
+        self.request_id = request_id
+        self.result = SaveResult()
+        self._batches = 0
+        self._moved = 0  # rows in import_moved
+        self._rules: dict[str | None, PriceRule] = {}
+
+    async def save(self, batch: Staged) -> None:
+        """Apply one batch (its rows after those of every earlier batch)."""
+        conn = self.conn
+        assert conn.is_in_transaction(), "FileSaver must run inside the caller's transaction"
+        if not batch.rows:
+            return
+        supplier_id = self.actor.organisation_id
+        if self._batches == 0:
+            await self._start()
+        else:
+            await conn.execute("truncate import_rows, import_delivery")
+        await conn.copy_records_to_table("import_rows", records=batch.rows, columns=_ROW_COLUMNS)
+        await conn.copy_records_to_table(
+            "import_delivery",
+            records=batch.deliveries,
+            columns=("row_no", "region_code", "delivery_days"),
+        )
+        if self._batches == 0:
+            # later batches are alike: the statistics of the first serve them all
+            await conn.execute("analyze import_rows")
+        self._batches += 1
+
+        await conn.execute(_EXISTING_PRODUCTS)
+        created_all = await conn.fetchval(
+            _CREATE_PRODUCTS, supplier_id, self.actor.user_id, self.job_id, self.request_id
+        )
+        if not created_all:
+            await conn.execute(_REMAP_PRODUCTS)
+        # the offers that the batch names; with none (all new SKUs) no row can update an offer,
+        # and the steps for updates are left out
+        matched = await conn.fetchval(_LOCK_OFFERS, supplier_id)
+        if matched:
+            await conn.execute(_MATCH_OFFERS, supplier_id)
+
+        errors = await self._drop_unsavable()
+        if matched:
+            await conn.execute(_BEFORE)
+            await self._send_rises_to_review()
+
+        await conn.execute(_INSERT_OFFERS, supplier_id)
+        if matched:
+            await conn.execute(_UPDATE_OFFERS, RISE_REASON)
+            await conn.execute(_CLEAR_DELIVERY)
+        await conn.execute(_INSERT_DELIVERY)
+        await conn.execute(_PRICE_HISTORY, self.actor.user_id)
+        if matched:
+            await conn.execute(_OUTBOX, self.job_id)
+        await conn.execute(
+            _AUDIT_OFFERS,
+            self.actor.user_id,
+            supplier_id,
+            self.actor.region_code,
+            self.job_id,
+            self.request_id,
+        )
+        if matched:
+            self._moved += _count(await conn.execute(_REMEMBER_MOVED))
+        counts = await conn.fetchrow(_COUNTS)
+        assert counts is not None
+        result = self.result
+        result.created += counts["created"]
+        result.updated += counts["updated"]
+        result.unchanged += counts["unchanged"]
+        result.resubmitted += counts["resubmitted"]
+        result.errors.extend(errors)
+
+    async def _start(self) -> None:
+        # One import per supplier at a time: a second one waits for this transaction.
+        sequences = await self.conn.fetchrow(
+            """
+            select pg_advisory_xact_lock(hashtextextended('emall.import:' || $1::bigint, 0)),
+                   pg_get_serial_sequence('products', 'id')::regclass::oid as products,
+                   pg_get_serial_sequence('offers', 'id')::regclass::oid as offers
+            """,
+            self.actor.organisation_id,
+        )
+        assert sequences is not None
+        await self.conn.execute(
+            _create_temp_tables(int(sequences["products"]), int(sequences["offers"]))
+        )
+
+    async def _drop_unsavable(self) -> list[RowError]:
+        """Take the rows that cannot be saved out of the batch, as row errors."""
+        conn = self.conn
+        repeated = await conn.fetch(_DROP_SEEN_PRODUCTS) if self._batches > 1 else []
+        repeated += await conn.fetch(_DROP_REPEATED_PRODUCTS)
+        errors = [
+            RowError(
+                row=r["row_no"],
+                field="model",
+                reason=f"同一商品（品目、品牌、型号）在文件中重复，首次出现在第 {r['first_row']} 行；"
+                f"每个商品只能有一个报价 (the same product appears in row {r['first_row']}; "
+                f"a supplier has one offer per product)",
+            )
+            for r in repeated
+        ]
+        await conn.execute(_REMEMBER_SEEN)
+        elsewhere = await conn.fetch(_DROP_PRODUCTS_OFFERED_ELSEWHERE, self.actor.organisation_id)
+        if self._moved:
+            elsewhere += await conn.fetch(_DROP_PRODUCTS_MOVED_AWAY)
+        errors.extend(
+            RowError(
+                row=r["row_no"],
+                field="model",
+                reason=f"已用货号 {r['other_sku']} 为该商品报价，每个商品只能有一个报价 "
+                f"(you already offer this product under supplier_sku {r['other_sku']!r})",
+            )
+            for r in elsewhere
+        )
+        if errors:
+            await conn.execute(
+                "delete from import_delivery d where not exists "
+                "(select 1 from import_rows t where t.row_no = d.row_no)"
+            )
+        return sorted(errors, key=lambda e: e.row)
+
+    async def _send_rises_to_review(self) -> None:
+        """Listed offers whose new price rises beyond their region's rule go back to review."""
+        conn = self.conn
+        rises = await conn.fetch(_RISES)
+        if not rises:
+            return
+        rules = self._rules  # read once per file, as the first batch that needs them finds them
+        for region in {r["review_region_code"] for r in rises} - rules.keys():
+            rules[region] = await price_rule(conn, region)
+        lowest = {
+            r["offer_id"]: r["lowest"]
+            for r in await conn.fetch(
+                _LOWEST_IN_WINDOWS,
+                [r["offer_id"] for r in rises],
+                [rules[r["review_region_code"]].rise_window_days for r in rises],
+            )
+        }
+        to_review = [
+            r["offer_id"]
+            for r in rises
+            if exceeds_rise(
+                r["price_fen"],
+                min(lowest[r["offer_id"]] or r["old_price_fen"], r["old_price_fen"]),
+                rules[r["review_region_code"]].max_rise_bp,
+            )
+        ]
+        if to_review:
+            await conn.execute(
+                "update import_rows set new_status = 'submitted' "
+                "where offer_id = any($1::bigint[])",
+                to_review,
+            )
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as ``INSERT 0 12``."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def save_rows(
@@ -409,115 +643,8 @@ async def save_rows(
     job_id: int,
     request_id: str | None = None,
 ) -> SaveResult:
-    """Apply the valid rows of one file for the actor's supplier; call inside a transaction."""
-    assert conn.is_in_transaction(), "save_rows must run inside the caller's transaction"
-    supplier_id = actor.organisation_id
-    if not rows:
-        return SaveResult()
-    # One import per supplier at a time: a second one waits for this transaction.
-    await conn.execute(
-        "select pg_advisory_xact_lock(hashtextextended('emall.import:' || $1::bigint, 0))",
-        supplier_id,
-    )
-    await conn.execute(_CREATE_TEMP_TABLES)
-    product_ids = await _new_ids(conn, "products", len(rows))
-    offer_ids = await _new_ids(conn, "offers", len(rows))
-    records, deliveries = _records(rows, product_ids, offer_ids)
-    await conn.copy_records_to_table("import_rows", records=records, columns=_ROW_COLUMNS)
-    await conn.copy_records_to_table(
-        "import_delivery",
-        records=deliveries,
-        columns=("row_no", "region_code", "delivery_days"),
-    )
-    await conn.execute("create index on import_rows (supplier_sku)")
-    await conn.execute("analyze import_rows")
-
-    await conn.execute(_EXISTING_PRODUCTS)
-    if not await conn.fetchval(_CREATE_PRODUCTS, supplier_id, actor.user_id, job_id, request_id):
-        await conn.execute(_REMAP_PRODUCTS)
-    await conn.execute("create index on import_rows (product_id)")
-    await conn.fetchval(_LOCK_OFFERS, supplier_id)
-    await conn.execute(_MATCH_OFFERS, supplier_id)
-
-    errors = await _drop_unsavable(conn, supplier_id)
-    await conn.execute(_BEFORE)
-    await _send_rises_to_review(conn)
-
-    await conn.execute(_INSERT_OFFERS, supplier_id)
-    await conn.execute(_UPDATE_OFFERS, RISE_REASON)
-    await conn.execute(_CLEAR_DELIVERY)
-    await conn.execute(_INSERT_DELIVERY)
-    await conn.execute(_PRICE_HISTORY, actor.user_id)
-    await conn.execute(_OUTBOX, job_id)
-    await conn.execute(
-        _AUDIT_OFFERS, actor.user_id, supplier_id, actor.region_code, job_id, request_id
-    )
-    counts = await conn.fetchrow(_COUNTS)
-    assert counts is not None
-    return SaveResult(
-        created=counts["created"],
-        updated=counts["updated"],
-        unchanged=counts["unchanged"],
-        resubmitted=counts["resubmitted"],
-        errors=errors,
-    )
-
-
-async def _drop_unsavable(conn: Connection, supplier_id: int) -> list[RowError]:
-    errors = [
-        RowError(
-            row=r["row_no"],
-            field="model",
-            reason=f"同一商品（品目、品牌、型号）在文件中重复，首次出现在第 {r['first_row']} 行；"
-            f"每个商品只能有一个报价 (the same product appears in row {r['first_row']}; "
-            f"a supplier has one offer per product)",
-        )
-        for r in await conn.fetch(_DROP_REPEATED_PRODUCTS)
-    ]
-    errors.extend(
-        RowError(
-            row=r["row_no"],
-            field="model",
-            reason=f"已用货号 {r['other_sku']} 为该商品报价，每个商品只能有一个报价 "
-            f"(you already offer this product under supplier_sku {r['other_sku']!r})",
-        )
-        for r in await conn.fetch(_DROP_PRODUCTS_OFFERED_ELSEWHERE, supplier_id)
-    )
-    if errors:
-        await conn.execute(
-            "delete from import_delivery d where not exists "
-            "(select 1 from import_rows t where t.row_no = d.row_no)"
-        )
-    return sorted(errors, key=lambda e: e.row)
-
-
-async def _send_rises_to_review(conn: Connection) -> None:
-    """Listed offers whose new price rises beyond their region's rule go back to review."""
-    rises = await conn.fetch(_RISES)
-    if not rises:
-        return
-    rules: dict[str | None, PriceRule] = {}
-    for region in {r["review_region_code"] for r in rises}:
-        rules[region] = await price_rule(conn, region)
-    lowest = {
-        r["offer_id"]: r["lowest"]
-        for r in await conn.fetch(
-            _LOWEST_IN_WINDOWS,
-            [r["offer_id"] for r in rises],
-            [rules[r["review_region_code"]].rise_window_days for r in rises],
-        )
-    }
-    to_review = [
-        r["offer_id"]
-        for r in rises
-        if exceeds_rise(
-            r["price_fen"],
-            min(lowest[r["offer_id"]] or r["old_price_fen"], r["old_price_fen"]),
-            rules[r["review_region_code"]].max_rise_bp,
-        )
-    ]
-    if to_review:
-        await conn.execute(
-            "update import_rows set new_status = 'submitted' where offer_id = any($1::bigint[])",
-            to_review,
-        )
+    """Apply the valid rows of one file for the actor's supplier as one batch; call inside a
+    transaction."""
+    saver = FileSaver(conn, actor, job_id=job_id, request_id=request_id)
+    await saver.save(stage(rows))
+    return saver.result

@@ -3,22 +3,26 @@
 A row is checked for its shape (``msgspec.convert(row, OfferRow, strict=False)``, so that CSV
 strings convert), then against the reference data loaded once per import (``Reference``):
 the category exists and is a leaf, ``specs`` pass the category's attribute template, every
-delivery region exists, and the price does not exceed the reference price. ``FileChecker``
-adds the rules that span rows: a ``supplier_sku`` or a product (category, brand, model) may
-appear only once per file, because a supplier has one offer per SKU and one per product.
+delivery region exists, and the price does not exceed the reference price. ``FileChecker`` adds
+the rules that span rows: a ``supplier_sku`` or a product (category, brand, model) may appear
+only once per file, because a supplier has one offer per SKU and one per product. (What the
+database cannot store at all, NUL characters and JSON nested too deep, ``emall.imports.parse``
+refuses as it reads the row.)
+
+The reference data, templates included, is loaded before the first row, so that checking is
+pure CPU work that a caller can run in a thread.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from emall.catalogue.models import AttributeSpec
-from emall.catalogue.templates import check_specs, load_template
+from emall.catalogue.templates import check_specs
 from emall.db.pool import Connection, Pool
 from emall.imports.models import RowError
 from emall.imports.parse import ParseError
@@ -31,17 +35,12 @@ _SPACE = re.compile(r"\s+")
 
 @dataclass
 class Reference:
-    """What rows are checked against, loaded once per import."""
+    """What rows are checked against, loaded once per import: categories, regions, and the
+    attribute templates of the categories that have one."""
 
     categories: dict[str, tuple[str, bool]]  # code -> (name, is_leaf)
     regions: frozenset[str]
     templates: dict[str, list[AttributeSpec]] = field(default_factory=dict)
-
-    async def load_templates(self, conn: Connection | Pool, codes: Iterable[str]) -> None:
-        """Fetch the templates of these (leaf) categories that are not loaded yet."""
-        for code in sorted(set(codes)):
-            if code not in self.templates and self.categories.get(code, ("", False))[1]:
-                self.templates[code] = await load_template(conn, code)
 
 
 async def load_reference(conn: Connection | Pool) -> Reference:
@@ -50,7 +49,11 @@ async def load_reference(conn: Connection | Pool) -> Reference:
         for r in await conn.fetch("select code, name, is_leaf from categories")
     }
     regions = frozenset(r["code"] for r in await conn.fetch("select code from regions"))
-    return Reference(categories=categories, regions=regions)
+    templates = {
+        r["category_code"]: msgspec.convert(r["attributes"], list[AttributeSpec])
+        for r in await conn.fetch("select category_code, attributes from attribute_templates")
+    }
+    return Reference(categories=categories, regions=regions, templates=templates)
 
 
 def product_identity(row: OfferRow) -> tuple[str, str, str]:
@@ -144,26 +147,15 @@ class FileChecker:
     skus: dict[str, int] = field(default_factory=dict)
     products: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
-    async def check_chunk(
-        self, conn: Connection | Pool, rows: list[tuple[int, dict[str, Any] | ParseError]]
-    ) -> tuple[list[tuple[int, OfferRow]], list[RowError]]:
-        """The valid rows of a chunk and the errors of the others, in row order."""
-        converted = [(number, convert_row(number, raw)) for number, raw in rows]
-        await self.reference.load_templates(
-            conn, (c.category_code for _, c in converted if isinstance(c, OfferRow))
-        )
-        valid: list[tuple[int, OfferRow]] = []
-        errors: list[RowError] = []
-        for number, item in converted:
-            if isinstance(item, RowError):
-                errors.append(item)
-                continue
-            row_errors = check_row(number, item, self.reference) + self._across_rows(number, item)
-            if row_errors:
-                errors.extend(row_errors)
-            else:
-                valid.append((number, item))
-        return valid, errors
+    def check(self, number: int, raw: dict[str, Any] | ParseError) -> OfferRow | list[RowError]:
+        """One row: the ``OfferRow``, or why it is refused. Rows must be checked in file order,
+        one at a time: the SKUs and products seen are remembered."""
+        offer = convert_row(number, raw)
+        if isinstance(offer, RowError):
+            return [offer]
+        errors = check_row(number, offer, self.reference)
+        errors.extend(self._across_rows(number, offer))
+        return errors or offer
 
     def _across_rows(self, number: int, offer: OfferRow) -> list[RowError]:
         errors: list[RowError] = []
