@@ -78,6 +78,8 @@ async def test_a_failed_index_task_sends_its_rows_back(pool: Pool, settings: Set
         await _drain(worker)  # the demo catalogue's backlog: indexed, nothing pending
         pending = await pool.fetchval("select count(*) from outbox where processed_at is null")
         assert pending == 0
+        # a failed row's backoff outlasts the next drain however slow the machine is
+        worker.base_backoff_seconds = 60.0
         first, second = await _some_listed(pool, 2)
         # the mirror's document of one offer is unacceptable to Meilisearch (its id)
         good = await pool.fetchval("select doc from offer_search where offer_id = $1", first)
