@@ -109,9 +109,16 @@ def _needed(c: Comparison) -> str:
         head = (
             "On two shared cores throughput follows CPU per request: a search through emall "
             f"costs {ours_total:,.0f} µs of CPU in all processes, a raw search {raw_total:,.0f} "
-            f"µs. {THROUGHPUT_TARGET}× needs at most {budget:,.0f} µs, so "
-            f"{max(0.0, ours_total - budget):,.0f} µs less per search."
+            f"µs. {THROUGHPUT_TARGET}× needs at most {budget:,.0f} µs"
         )
+        if ours_total > budget:
+            head += f", so {ours_total - budget:,.0f} µs less per search."
+        else:
+            head += (
+                ", which this run is within: the shortfall is time the request waits rather "
+                "than works (the server's process scheduled behind Meilisearch and wrk on two "
+                "cores, and the rounds' spread), not work that could be removed."
+            )
     return head + " " + NEEDED
 
 
