@@ -101,7 +101,8 @@ def _needed(c: Comparison) -> str:
     if c.concurrency == 1:
         head = (
             f"At concurrency 1 the overhead is emall's own time per search: {ours:,.0f} µs of "
-            "CPU in the server and PostgreSQL, plus the waits of two extra round trips; "
+            "CPU in the server and PostgreSQL, plus the wait of the extra hop (wrk to emall to "
+            "Meilisearch and back); "
             f"p99 overhead ≤ {OVERHEAD_TARGET_MS} ms needs that well under 1 ms."
         )
     else:

@@ -19,7 +19,9 @@ from litestar.testing import AsyncTestClient
 from emall.catalogue.models import AttributeSpec, TemplateWrite
 from emall.catalogue.templates import put_template
 from emall.db.pool import Pool
+from emall.identity.models import Principal
 from emall.imports import create_job, get_job, pipeline, run_job
+from emall.imports.models import ImportJobRead
 from emall.imports.parse import parse_rows
 from emall.imports.save import FileSaver, SaveResult, save_rows, stage
 from emall.listings.models import OfferRow
@@ -113,6 +115,33 @@ def build_file(
             lines.append("")
     assert bad_seen == ROWS * 3 // 100
     return ("\n".join(lines) + "\n").encode(), expected, line_of
+
+
+# A trigger that fails the save of any offer priced 424242 fen: a failure mid-import.
+REFUSE_PRICE_TRIGGER = """
+create function refuse_price() returns trigger language plpgsql as $$
+begin
+    if new.price_fen = 424242 then raise exception 'refused by test trigger'; end if;
+    return new;
+end $$;
+create trigger refuse_price before insert on offer_price_history
+    for each row execute function refuse_price();
+"""
+
+
+async def _import_refused_at_last_row(
+    pool: Pool, principal: Principal, numbers: range
+) -> ImportJobRead:
+    """Import good rows whose last one REFUSE_PRICE_TRIGGER refuses: the job fails."""
+    rows = [good_row(i) for i in numbers]
+    rows[-1]["price_fen"] = 424242
+    content = "\n".join(json.dumps(r) for r in rows).encode()
+    async with pool.acquire() as conn:
+        job = await create_job(conn, principal, fmt="jsonl", filename="f.jsonl", content=content)
+    failed = await run_job(pool, job.id, content)
+    assert failed.status == "failed"
+    assert failed.failure is not None and "refused by test trigger" in failed.failure
+    return failed
 
 
 async def use_test_templates(pool: Pool) -> None:
@@ -536,26 +565,9 @@ async def test_progress_is_reported_and_a_failed_job_saves_nothing(pool: Pool) -
     assert await pool.fetchval("select count(*) from offers") == offers
 
     # a failure while saving rolls everything back: no product, offer or event of the file stays
-    await pool.execute(
-        """
-        create function refuse_price() returns trigger language plpgsql as $$
-        begin
-            if new.price_fen = 424242 then raise exception 'refused by test trigger'; end if;
-            return new;
-        end $$;
-        create trigger refuse_price before insert on offer_price_history
-            for each row execute function refuse_price();
-        """
-    )
+    await pool.execute(REFUSE_PRICE_TRIGGER)
     before = await counts(pool)
-    rows = [good_row(i) for i in range(5_001, 5_011)]
-    rows[-1]["price_fen"] = 424242
-    content = "\n".join(json.dumps(r) for r in rows).encode()
-    async with pool.acquire() as conn:
-        job = await create_job(conn, principal, fmt="jsonl", filename="c.jsonl", content=content)
-    failed = await run_job(pool, job.id, content)
-    assert failed.status == "failed"
-    assert failed.failure is not None and "refused by test trigger" in failed.failure
+    failed = await _import_refused_at_last_row(pool, principal, range(5_001, 5_011))
     assert failed.created_rows == 0
     assert await counts(pool) == before
     assert (
@@ -592,25 +604,8 @@ async def test_a_file_of_several_batches_is_saved_whole_or_not_at_all(
     assert after["audit"] - before["audit"] == 2_499
 
     # a failure in the third batch takes the first two with it
-    await pool.execute(
-        """
-        create function refuse_price() returns trigger language plpgsql as $$
-        begin
-            if new.price_fen = 424242 then raise exception 'refused by test trigger'; end if;
-            return new;
-        end $$;
-        create trigger refuse_price before insert on offer_price_history
-            for each row execute function refuse_price();
-        """
-    )
-    rows = [good_row(i) for i in range(5_001, 7_501)]
-    rows[-1]["price_fen"] = 424242
-    content = "\n".join(json.dumps(r) for r in rows).encode()
-    async with pool.acquire() as conn:
-        job = await create_job(conn, principal, fmt="jsonl", filename="b.jsonl", content=content)
-    failed = await run_job(pool, job.id, content)
-    assert failed.status == "failed"
-    assert failed.failure is not None and "refused by test trigger" in failed.failure
+    await pool.execute(REFUSE_PRICE_TRIGGER)
+    await _import_refused_at_last_row(pool, principal, range(5_001, 7_501))
     assert await counts(pool) == after
 
 

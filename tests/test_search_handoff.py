@@ -32,6 +32,17 @@ async def _drain(worker: OutboxWorker) -> None:
         pass
 
 
+async def _queue_indexing(pool: Pool, offer_id: int) -> None:
+    async with pool.acquire() as conn:
+        await enqueue(
+            conn,
+            topic=INDEX_TOPIC,
+            aggregate_type="offers",
+            aggregate_id=1,
+            payload={"offer_ids": [offer_id]},
+        )
+
+
 async def _some_listed(pool: Pool, n: int) -> list[int]:
     rows = await pool.fetch("select offer_id from offer_search order by offer_id limit $1", n)
     return [r["offer_id"] for r in rows]
@@ -88,14 +99,7 @@ async def test_a_failed_index_task_sends_its_rows_back(pool: Pool, settings: Set
             "where offer_id = $1",
             first,
         )
-        async with pool.acquire() as conn:
-            await enqueue(
-                conn,
-                topic=INDEX_TOPIC,
-                aggregate_type="offers",
-                aggregate_id=1,
-                payload={"offer_ids": [first]},
-            )
+        await _queue_indexing(pool, first)
         assert await worker.run_once() == 1  # submitted, not waited for
         row = await pool.fetchrow(
             "select processed_at, attempts from outbox where topic = $1 order by id desc limit 1",
@@ -119,14 +123,7 @@ async def test_a_failed_index_task_sends_its_rows_back(pool: Pool, settings: Set
             "where offer_id = $1",
             second,
         )
-        async with pool.acquire() as conn:
-            await enqueue(
-                conn,
-                topic=INDEX_TOPIC,
-                aggregate_type="offers",
-                aggregate_id=1,
-                payload={"offer_ids": [second]},
-            )
+        await _queue_indexing(pool, second)
         await _drain(worker)
         assert await pool.fetchval(
             "select count(*) from outbox where topic = $1 and processed_at is null", INDEX_TOPIC
