@@ -388,6 +388,9 @@ class OutboxWorker:
             await self._listen()
             if len(in_flight) >= MAX_HANDOFFS_PER_LANE:  # far behind: let the server catch up
                 await self._settle([lane], wait=True)
+            # Cleared before the pass, not after it: a NOTIFY that arrives while the pass runs
+            # (its row committed after the claim's snapshot) must wake the next one.
+            wake.clear()
             try:
                 claimed = await self._claim(lane)
             except CONNECTION_LOST as exc:
@@ -400,7 +403,6 @@ class OutboxWorker:
                 await self._settle([lane], wait=False)
             if claimed:
                 continue
-            wake.clear()
             waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
             _, pending = await asyncio.wait(
                 waiters,
