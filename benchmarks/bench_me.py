@@ -46,7 +46,7 @@ async def raw_principal(state: State, user_id: FromPath[int]) -> dict[str, Any]:
 
 async def run(ctx: Context, *, concurrencies: tuple[int, ...]) -> list[Comparison]:
     from benchmarks.bench_search import token_of
-    from benchmarks.wrk import Request, Target, compare
+    from benchmarks.wrk import Request, Target, compare_in
 
     user_id, token = await token_of(ctx, USER)
     headers = {"Accept-Encoding": "identity"}
@@ -64,14 +64,7 @@ async def run(ctx: Context, *, concurrencies: tuple[int, ...]) -> list[Compariso
     )
     results: list[Comparison] = []
     for concurrency in concurrencies:
-        subject, baseline = await compare(
-            api,
-            bare,
-            concurrency=concurrency,
-            timing=ctx.timing,
-            processes=ctx.processes,
-            directory=ctx.workdir,
-        )
+        subject, baseline = await compare_in(ctx, api, bare, concurrency=concurrency)
         results.append(
             Comparison(
                 benchmark="who am I (GET /api/v1/me vs bare route)",

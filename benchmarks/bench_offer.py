@@ -25,7 +25,7 @@ from litestar.params import FromPath, FromQuery
 from benchmarks import bench_me
 from benchmarks.bench_search import token_of
 from benchmarks.harness import Comparison, Context, QueryRecorder
-from benchmarks.wrk import Request, Target, compare, explain_misses
+from benchmarks.wrk import Request, Target, compare_in, explain_misses
 from emall.db.pool import Pool, create_pool
 from emall.errors import NotFound
 from emall.identity.models import OrganisationKind, Principal
@@ -127,14 +127,7 @@ async def run(ctx: Context, *, concurrencies: tuple[int, ...]) -> list[Compariso
     )
     results: list[Comparison] = []
     for concurrency in concurrencies:
-        subject, baseline = await compare(
-            api,
-            bare,
-            concurrency=concurrency,
-            timing=ctx.timing,
-            processes=ctx.processes,
-            directory=ctx.workdir,
-        )
+        subject, baseline = await compare_in(ctx, api, bare, concurrency=concurrency)
         c = Comparison(
             benchmark="offer by id (GET /api/v1/offers/{id} vs bare route)",
             concurrency=concurrency,

@@ -15,7 +15,7 @@ import msgspec
 
 from benchmarks.harness import Comparison, Context
 from benchmarks.queries import Query, api_path, describe, query_mix
-from benchmarks.wrk import Request, Target, compare, explain_misses
+from benchmarks.wrk import Request, Target, compare_in, explain_misses
 from emall.db.pool import create_pool
 from emall.identity.service import principal_from_token
 from emall.identity.tokens import issue_token
@@ -152,14 +152,7 @@ async def run(ctx: Context, *, concurrencies: tuple[int, ...]) -> list[Compariso
     ]
     results: list[Comparison] = []
     for concurrency in concurrencies:
-        subject, baseline = await compare(
-            api,
-            meili,
-            concurrency=concurrency,
-            timing=ctx.timing,
-            processes=ctx.processes,
-            directory=ctx.workdir,
-        )
+        subject, baseline = await compare_in(ctx, api, meili, concurrency=concurrency)
         c = Comparison(
             benchmark="search (GET /api/v1/search vs raw Meilisearch)",
             concurrency=concurrency,

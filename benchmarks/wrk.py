@@ -202,6 +202,20 @@ async def compare(
     return _measurement(subject.label, runs["s"]), _measurement(baseline.label, runs["b"])
 
 
+async def compare_in(
+    ctx: Context, subject: Target, baseline: Target, *, concurrency: int
+) -> tuple[Measurement, Measurement]:
+    """``compare`` with the timing, processes and work folder of a data size's context."""
+    return await compare(
+        subject,
+        baseline,
+        concurrency=concurrency,
+        timing=ctx.timing,
+        processes=ctx.processes,
+        directory=ctx.workdir,
+    )
+
+
 # -- where the time goes ---------------------------------------------------------------------
 
 _AREAS = (

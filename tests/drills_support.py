@@ -21,6 +21,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import uvicorn
@@ -29,6 +30,9 @@ from litestar import Litestar
 
 from emall.db.migrations import migrate
 from emall.db.pool import Pool, create_pool
+from emall.identity.models import Principal
+from emall.listings.models import OfferUpdate
+from emall.listings.offers import etag, update_offer
 from emall.runtime.meili import MeiliProcess, resolve_meili_binary, start_meilisearch
 from emall.runtime.postgres import EmbeddedPostgres, start_embedded_postgres
 from emall.seed.demo import seed_demo
@@ -53,6 +57,18 @@ async def wait_until(
             raise AssertionError(f"{what}: not within {timeout} s")
         await asyncio.sleep(interval)
     return time.monotonic() - started
+
+
+async def cut_price(pool: Pool, supplier: Principal, offer: Any) -> None:
+    """The supplier lowers a listed offer (a row with id, version and price_fen) by one fen."""
+    async with pool.acquire() as conn:
+        await update_offer(
+            conn,
+            supplier,
+            offer["id"],
+            OfferUpdate(price_fen=offer["price_fen"] - 1),
+            if_match=etag(offer["id"], offer["version"]),
+        )
 
 
 async def pending_outbox(pool: Pool | asyncpg.Connection[asyncpg.Record], topics: list[str]) -> int:

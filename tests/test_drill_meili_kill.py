@@ -41,7 +41,7 @@ from emall.listings.offers import etag, update_offer
 from emall.outbox.handlers import build_worker
 from emall.search.client import create_search_client
 from emall.search.sync import CHANGE_TOPICS, INDEX_TOPIC
-from tests.drills_support import DrillMeili, pending_outbox, wait_until
+from tests.drills_support import DrillMeili, cut_price, pending_outbox, wait_until
 from tests.helpers import JWT_SECRET, make_settings, principal_of, token_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -461,14 +461,7 @@ async def test_a_hung_meilisearch_does_not_hold_up_the_mirror(
     )
 
     async def cut(offer: Any) -> None:
-        async with pool.acquire() as conn:
-            await update_offer(
-                conn,
-                supplier,
-                offer["id"],
-                OfferUpdate(price_fen=offer["price_fen"] - 1),
-                if_match=etag(offer["id"], offer["version"]),
-            )
+        await cut_price(pool, supplier, offer)
 
         async def mirrored() -> bool:
             return await _mirror_price(pool, offer["id"]) == offer["price_fen"] - 1

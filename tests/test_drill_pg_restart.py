@@ -29,10 +29,8 @@ from api.app import create_app
 from emall.budgets.service import ledger_balances
 from emall.clock import today
 from emall.db.pool import Pool, create_pool
-from emall.listings.models import OfferUpdate
-from emall.listings.offers import etag, update_offer
 from emall.settings import Settings
-from tests.drills_support import DrillPostgres, served, wait_until
+from tests.drills_support import DrillPostgres, cut_price, served, wait_until
 from tests.helpers import make_settings, org_id, principal_of, token_for
 
 AGENCY = "内江市教育局"
@@ -401,14 +399,7 @@ async def test_postgres_restart_during_checkouts(
                 supplier.organisation_id,
             )
             assert offer is not None
-            async with pool.acquire() as conn:
-                await update_offer(
-                    conn,
-                    supplier,
-                    offer["id"],
-                    OfferUpdate(price_fen=offer["price_fen"] - 1),
-                    if_match=etag(offer["id"], offer["version"]),
-                )
+            await cut_price(pool, supplier, offer)
 
             async def mirrored() -> bool:
                 price = await pool.fetchval(
