@@ -212,6 +212,53 @@ def test_start_serves_health_requires_the_key_and_stops(
     proc.stop()  # idempotent
 
 
+def _argument(pid: int, flag: str) -> str | None:
+    """The value given to ``flag`` on the command line of process ``pid``, or None."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+def test_indexing_memory_is_bounded_unless_asked_not_to(
+    tmp_path: Path, binary: Path, cleanup: Cleanup
+) -> None:
+    bounded = start_meilisearch(tmp_path / "a", binary=binary, db_path=tmp_path / "a" / "db")
+    cleanup.append(bounded)
+    assert _argument(bounded.pid, "--max-indexing-memory") == "1GiB"
+    chosen = start_meilisearch(
+        tmp_path / "b", binary=binary, db_path=tmp_path / "b" / "db", max_indexing_memory="512 MiB"
+    )
+    cleanup.append(chosen)
+    assert _argument(chosen.pid, "--max-indexing-memory") == "512 MiB"
+    assert _healthy(chosen.url)  # Meilisearch accepted the value
+    own = start_meilisearch(
+        tmp_path / "c", binary=binary, db_path=tmp_path / "c" / "db", max_indexing_memory=None
+    )
+    cleanup.append(own)
+    assert _argument(own.pid, "--max-indexing-memory") is None
+
+
+def test_services_start_meilisearch_with_the_configured_indexing_memory(
+    tmp_path: Path, binary: Path
+) -> None:
+    from emall.runtime.services import start_services
+    from emall.settings import load_settings
+
+    settings = load_settings(
+        {
+            "DATABASE_URL": "postgresql://u:p@127.0.0.1:1/emall",
+            "MEILI_BIN": str(binary),
+            "MEILI_MAX_INDEXING_MEMORY": "768MiB",
+            "EMALL_STATE_DIR": str(tmp_path / "state"),
+        },
+        cwd=tmp_path,
+    )
+    with start_services(settings) as services:
+        assert services.meili is not None
+        assert _argument(services.meili.pid, "--max-indexing-memory") == "768MiB"
+        assert _healthy(services.meili.url)
+    assert not meili._alive(services.meili.pid)
+
+
 def test_second_start_on_a_live_db_is_refused_and_attach_shares_it(
     tmp_path: Path, binary: Path, cleanup: Cleanup
 ) -> None:

@@ -44,6 +44,9 @@ def test_external_servers_are_used_when_all_three_are_set(tmp_path: Path) -> Non
         ("EMALL_LOG_LEVEL", "LOUD", "DEBUG, INFO, WARNING or ERROR"),
         ("EMALL_SEARCH_INDEX_PREFIX", "Bad-Prefix", "lowercase letters"),
         ("EMALL_JWT_SECRET", "short", "at least 32 bytes"),
+        ("MEILI_MAX_INDEXING_MEMORY", "lots", "a size such as 1GiB"),
+        ("MEILI_MAX_INDEXING_MEMORY", "0GiB", "a size such as 1GiB"),
+        ("MEILI_MAX_INDEXING_MEMORY", "1GiB; rm -rf /", "a size such as 1GiB"),
     ],
 )
 def test_bad_value_names_the_variable(
@@ -57,6 +60,14 @@ def test_bad_value_names_the_variable(
     assert caught.value.variable == variable
     assert str(caught.value).startswith(f"{variable}: expected")
     assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, "1GiB"), ("512 MiB", "512 MiB"), ("default", None)]
+)
+def test_meilisearch_indexing_memory(tmp_path: Path, value: str | None, expected: str | None) -> None:
+    env = {} if value is None else {"MEILI_MAX_INDEXING_MEMORY": value}
+    assert load_settings(env, cwd=tmp_path).search.max_indexing_memory == expected
 
 
 def test_meili_url_needs_its_key(tmp_path: Path) -> None:

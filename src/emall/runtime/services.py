@@ -76,7 +76,11 @@ def start_services(settings: Settings, *, search: bool = True) -> RunningService
             meili = attach_running_meilisearch(settings.state_dir)
             if meili is None:
                 binary = resolve_meili_binary(settings.state_dir, settings.search.meili_bin)
-                meili = start_meilisearch(settings.state_dir, binary=binary)
+                meili = start_meilisearch(
+                    settings.state_dir,
+                    binary=binary,
+                    max_indexing_memory=settings.search.max_indexing_memory,
+                )
                 running._stops.append(meili.stop)
             running.meili = meili
             search_settings = msgspec.structs.replace(
