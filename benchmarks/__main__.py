@@ -70,7 +70,7 @@ async def prepare(settings: Settings) -> None:
         await pool.close()
 
 
-async def _versions(settings: Settings) -> dict[str, str]:
+async def _versions(settings: Settings, embedded_meili: bool) -> dict[str, str]:
     assert settings.database.url and settings.search.url
     conn = await asyncpg.connect(settings.database.url)
     try:
@@ -80,8 +80,11 @@ async def _versions(settings: Settings) -> dict[str, str]:
     async with httpx.AsyncClient(
         headers={"Authorization": f"Bearer {settings.search.master_key}"}
     ) as http:
-        meili = (await http.get(f"{settings.search.url}/version")).json()["pkgVersion"]
-    return {"postgresql": str(postgres), "meilisearch": str(meili), "wrk": wrk_version()}
+        meili = str((await http.get(f"{settings.search.url}/version")).json()["pkgVersion"])
+    if embedded_meili:  # started by emall, with the flags of `emall serve`
+        memory = settings.search.max_indexing_memory or "Meilisearch's default"
+        meili += f" (--max-indexing-memory {memory})"
+    return {"postgresql": str(postgres), "meilisearch": meili, "wrk": wrk_version()}
 
 
 def _server_env(settings: Settings, database_url: str, prefix: str) -> dict[str, str]:
@@ -198,7 +201,7 @@ async def run_all(services: RunningServices, args: argparse.Namespace) -> str:
         for number, size in enumerate(sizes):
             results += await run_size(services, size, args, sections, Path(tmp), number == 0)
     results += await run_others(services.settings, args)
-    versions = await _versions(services.settings)
+    versions = await _versions(services.settings, services.meili is not None)
     timing = Timing(args.rounds, args.seconds, args.warmup)
     failed = [f"- {f}" for f in args.failures]
     preamble = [

@@ -520,11 +520,16 @@ def _meili_alone(baseline: Measurement) -> str:
     return (
         "Meilisearch alone misses the target on this machine: written straight to it at the "
         f"same rate, a change took p99 {baseline.p99_ms / 1000:.1f} s to become searchable. "
-        "Indexing these documents (Chinese text, pinyin suffix terms, specs) costs it about as "
-        "much per batch as the changes arriving meanwhile, so batches grow and the lag with "
-        "them; the step shares above show where its time goes. The "
-        "target would first need cheaper indexing per document (fewer or shorter searchable "
-        "fields, `proximityPrecision: byAttribute`) or more cores for Meilisearch."
+        "It indexes one batch at a time, and a batch costs about as much as the changes "
+        "arriving meanwhile, so batches grow and the lag with them. The step shares above show "
+        "where a batch's time goes: merging the posting lists of the batch's words into the "
+        "index's and writing them back, which grows with the index, because many documents "
+        "share the same words (category names, codes and their pinyin forms, the words of "
+        "specs). Indexing memory is "
+        "already bounded and proximity is already by attribute (`src/emall/settings.py`, "
+        "`src/emall/search/index.py`). The target would next need fewer shared words per "
+        "document (dropping `specs_text`, `category_pinyin` or `category_codes` from the "
+        "searchable fields, and losing those searches) or more cores for Meilisearch."
     )
 
 

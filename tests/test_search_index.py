@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from meilisearch_python_sdk import AsyncClient
+from meilisearch_python_sdk.models.settings import ProximityPrecision
 
 from emall.db.pool import Pool
 from emall.search.client import create_search_client
@@ -51,6 +52,7 @@ async def test_ensure_index_applies_settings_once(search: AsyncClient, settings:
     assert applied.synonyms is not None and "计算机" in applied.synonyms["电脑"]
     assert applied.typo_tolerance is not None
     assert applied.typo_tolerance.disable_on_attributes == ["category_codes"]
+    assert applied.proximity_precision == ProximityPrecision.BY_ATTRIBUTE
 
 
 async def test_reindex_then_search(pool: Pool, search: AsyncClient, settings: Settings) -> None:

@@ -65,7 +65,9 @@ def test_bad_value_names_the_variable(
 @pytest.mark.parametrize(
     ("value", "expected"), [(None, "1GiB"), ("512 MiB", "512 MiB"), ("default", None)]
 )
-def test_meilisearch_indexing_memory(tmp_path: Path, value: str | None, expected: str | None) -> None:
+def test_meilisearch_indexing_memory(
+    tmp_path: Path, value: str | None, expected: str | None
+) -> None:
     env = {} if value is None else {"MEILI_MAX_INDEXING_MEMORY": value}
     assert load_settings(env, cwd=tmp_path).search.max_indexing_memory == expected
 
