@@ -510,7 +510,8 @@ def _driver(changes: list[Change], rate: float) -> str:
         f"The library sustained {rate:.0f} of the {RATE} changes/s asked: a change's "
         f"transaction took p50 {percentile(took, 0.5):.0f} ms, p99 {percentile(took, 0.99):.0f} "
         "ms with 16 connections (approvals and listed price changes both run "
-        "`check_price_flag`, which reads the category's listed offers from their price index)."
+        "`check_price_flag`, which counts the category's listed offers in their price index, "
+        "at most once a minute in a category of 1,000 or more)."
     )
 
 
