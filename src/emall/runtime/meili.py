@@ -351,8 +351,8 @@ def start_meilisearch(
     Defaults: ``db_path`` ``<state_dir>/meili``, the key from ``load_or_create_master_key``, a
     free port, log ``<state_dir>/meili.log``, ``--max-indexing-memory``
     ``DEFAULT_MAX_INDEXING_MEMORY`` (None leaves Meilisearch's default, two thirds of the RAM).
-    A server left running by a killed earlier run
-    (its pid file names a meilisearch on ``db_path`` whose owner is gone) is terminated first.
+    A server left running by a killed earlier run (its pid file names a meilisearch on
+    ``db_path`` whose owner is gone) is terminated first.
     A server on ``db_path`` that a live process owns, or that emall did not start, is an error.
     """
     deadline = time.monotonic() + startup_timeout
