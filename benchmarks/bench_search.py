@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import msgspec
 
-from benchmarks.harness import Comparison, Context
+from benchmarks.harness import Comparison, Context, Measurement, Processes, Timing
 from benchmarks.queries import Query, api_path, describe, query_mix
-from benchmarks.wrk import Request, Target, compare_in, explain_misses
+from benchmarks.relay import relay
+from benchmarks.wrk import Request, Target, compare, explain_misses
 from emall.db.pool import create_pool
 from emall.identity.service import principal_from_token
 from emall.identity.tokens import issue_token
@@ -24,6 +25,18 @@ from emall.search.query import search_body, visibility
 BUYER = "nj_buyer"
 THROUGHPUT_TARGET = 0.75  # × raw Meilisearch at concurrency 8
 OVERHEAD_TARGET_MS = 1.5  # p99 overhead at concurrency 1
+# At concurrency 1 a 3 s round holds a few hundred searches (about 330 at 1M offers), so its p99
+# is its third or fourth slowest: the p99 target is measured over longer and more rounds.
+P99_ROUNDS, P99_SECONDS = 5, 10
+
+
+def timing_at(timing: Timing, concurrency: int) -> Timing:
+    """The rounds at ``concurrency``: at least 5 of 10 s at concurrency 1, where p99 is judged."""
+    if concurrency != 1:
+        return timing
+    return Timing(
+        max(timing.rounds, P99_ROUNDS), max(timing.seconds, P99_SECONDS), timing.warmup_seconds
+    )
 
 
 async def token_of(ctx: Context, username: str) -> tuple[int, str]:
@@ -92,7 +105,41 @@ async def same_answers(api: Target, meili: Target) -> tuple[int, int]:
     return with_hits, differ
 
 
-def _needed(c: Comparison) -> str:
+async def hop_alone(ctx: Context, meili: Target, timing: Timing) -> str:
+    """The bare relay (``benchmarks.relay``) against raw Meilisearch at concurrency 1, in words."""
+    assert ctx.settings.search.url and ctx.settings.search.master_key
+    async with relay(ctx.settings.search.url, ctx.settings.search.master_key) as (base, pid):
+        through = Target("bare relay", base, meili.requests, meili.headers)
+        processes = Processes(
+            postgres=ctx.processes.postgres, meilisearch=ctx.processes.meilisearch, emall=pid
+        )
+        hop, raw = await compare(
+            through,
+            meili,
+            concurrency=1,
+            timing=timing,
+            processes=processes,
+            directory=ctx.workdir,
+        )
+    return hop_text(hop, raw)
+
+
+def hop_text(hop: Measurement, raw: Measurement) -> str:
+    meili_extra = hop.cpu_us.get("meilisearch", 0.0) - raw.cpu_us.get("meilisearch", 0.0)
+    return (
+        "The hop by itself, measured after the rounds above: a bare relay (`benchmarks/relay.py`: "
+        "a Python process that passes each request's bytes to Meilisearch on emall's kept search "
+        "connections and returns the answer, with no credential, parsing or checks) against raw "
+        f"Meilisearch, {hop.rounds} rounds each: p50 {hop.p50_ms:.2f} ms against "
+        f"{raw.p50_ms:.2f}, p99 {hop.p99_ms:.2f} ms against {raw.p99_ms:.2f} "
+        f"({hop.p99_ms - raw.p99_ms:+.2f} ms), {hop.cpu_us.get('emall', 0.0):,.0f} µs of CPU per "
+        f"search in the relay, and Meilisearch used {meili_extra:+,.0f} µs of CPU per search "
+        "behind it. What the relay adds comes with any process between the client and Meilisearch "
+        "on two shared cores; the rest of emall's overhead is its own work per search."
+    )
+
+
+def _needed(c: Comparison, hop: str) -> str:
     s, b = c.subject.cpu_us, c.baseline.cpu_us
     if not s or not b:
         return ""
@@ -105,6 +152,8 @@ def _needed(c: Comparison) -> str:
             "Meilisearch and back); "
             f"p99 overhead ≤ {OVERHEAD_TARGET_MS} ms needs that well under 1 ms."
         )
+        if hop:
+            head += " " + hop
     else:
         budget = raw_total / THROUGHPUT_TARGET
         head = (
@@ -148,11 +197,21 @@ async def run(ctx: Context, *, concurrencies: tuple[int, ...]) -> list[Compariso
     notes = [
         f"Search query mix: {describe(queries)}. {with_hits} of {len(queries)} find offers; "
         "emall's hits and totals equal raw Meilisearch's for every query (checked before "
-        f"measuring). Buyer {BUYER} (region 511000), page size 20."
+        f"measuring). Buyer {BUYER} (region 511000), page size 20. At concurrency 1, where "
+        f"the p99 target is judged, each side runs {timing_at(ctx.timing, 1).rounds} rounds of "
+        f"{timing_at(ctx.timing, 1).seconds} s."
     ]
     results: list[Comparison] = []
+    hop = ""  # the bare relay's figures, when the p99 target at concurrency 1 is missed
     for concurrency in concurrencies:
-        subject, baseline = await compare_in(ctx, api, meili, concurrency=concurrency)
+        subject, baseline = await compare(
+            api,
+            meili,
+            concurrency=concurrency,
+            timing=timing_at(ctx.timing, concurrency),
+            processes=ctx.processes,
+            directory=ctx.workdir,
+        )
         c = Comparison(
             benchmark="search (GET /api/v1/search vs raw Meilisearch)",
             concurrency=concurrency,
@@ -167,6 +226,8 @@ async def run(ctx: Context, *, concurrencies: tuple[int, ...]) -> list[Compariso
         elif concurrency == 1:
             c.target = f"p99 overhead ≤ {OVERHEAD_TARGET_MS} ms (here {c.p99_overhead_ms:.2f} ms)"
             c.met = c.p99_overhead_ms <= OVERHEAD_TARGET_MS
+            if not c.met:
+                hop = await hop_alone(ctx, meili, timing_at(ctx.timing, 1))
         results.append(c)
-    await explain_misses(ctx, results, api, _needed)
+    await explain_misses(ctx, results, api, lambda c: _needed(c, hop))
     return results

@@ -254,6 +254,44 @@ class Server:
     pid: int
 
 
+async def settle(
+    database_url: str, meili_url: str, meili_key: str, *, within: float = 180.0
+) -> str:
+    """Wait until neither Meilisearch nor PostgreSQL is still working off an earlier step.
+
+    Building a data set or the sync lag benchmark leaves Meilisearch tasks and autovacuum
+    runs behind, which would share the cores with the next measurement. Waits until
+    Meilisearch has no enqueued or processing task and no autovacuum worker runs, for at most
+    ``within`` seconds; "" when quiet, else what was still running (for the report).
+    """
+    import asyncpg
+
+    deadline = time.monotonic() + within
+    busy = ""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with httpx.AsyncClient(
+            base_url=meili_url, headers={"Authorization": f"Bearer {meili_key}"}, timeout=30
+        ) as meili:
+            while True:
+                tasks = await meili.get(
+                    "/tasks", params={"statuses": "enqueued,processing", "limit": 1}
+                )
+                tasks.raise_for_status()
+                pending = int(tasks.json()["total"])
+                vacuums = await conn.fetchval(
+                    "select count(*) from pg_stat_activity where backend_type = 'autovacuum worker'"
+                )
+                if not pending and not vacuums:
+                    return ""
+                busy = f"{pending} Meilisearch tasks and {vacuums} autovacuum workers"
+                if time.monotonic() > deadline:
+                    return f"still busy after {within:.0f} s: {busy}"
+                await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
 def free_port() -> int:
     import socket
 

@@ -28,7 +28,7 @@ from emall.identity.models import Principal
 from emall.policy import authorize
 from emall.regions.service import region_chain, require_region
 from emall.search.connections import search_connections
-from emall.search.models import SearchRequest, SearchResult, Suggestions, hit_from
+from emall.search.models import SearchHit, SearchRequest, SearchResult, Suggestions, hit_from
 
 FACETS = ("brand", "category_codes", "policy_tags")
 _SORTS = {
@@ -83,20 +83,45 @@ def meili_filter(
     return filters
 
 
-# What a hit shows (emall.search.models.hit_from): Meilisearch returns only these fields.
-HIT_FIELDS = (
-    "id",
-    "product_id",
-    "title",
-    "brand",
-    "model",
-    "category_code",
-    "supplier_id",
-    "supplier_name",
-    "price_fen",
-    "policy_tags",
-    "delivery_regions",
-)
+class _Highlighted(msgspec.Struct):
+    title: str | None = None
+
+
+class _MeiliHit(msgspec.Struct):
+    """A hit as Meilisearch returns it: only the fields a page shows (``HIT_FIELDS``)."""
+
+    id: int
+    product_id: int
+    title: str
+    brand: str
+    model: str
+    category_code: str
+    supplier_id: int
+    supplier_name: str
+    price_fen: int
+    policy_tags: list[str]
+    delivery_regions: list[str]
+    formatted: _Highlighted | None = msgspec.field(default=None, name="_formatted")
+
+    def to_hit(self) -> SearchHit:
+        return SearchHit(
+            offer_id=self.id,
+            product_id=self.product_id,
+            title=self.title,
+            brand=self.brand,
+            model=self.model,
+            category_code=self.category_code,
+            supplier_id=self.supplier_id,
+            supplier_name=self.supplier_name,
+            price_fen=self.price_fen,
+            policy_tags=self.policy_tags,
+            delivery_regions=self.delivery_regions,
+            highlight=(self.formatted and self.formatted.title) or self.title,
+        )
+
+
+# Meilisearch returns only these fields of a hit (and their highlighted forms).
+HIT_FIELDS = tuple(f for f in _MeiliHit.__struct_fields__ if f != "formatted")
 
 
 def search_body(chain: list[str], delivery: list[str], req: SearchRequest) -> dict[str, Any]:
@@ -119,19 +144,30 @@ def search_body(chain: list[str], delivery: list[str], req: SearchRequest) -> di
 
 
 class _MeiliResult(msgspec.Struct, rename="camel"):
-    hits: list[dict[str, Any]]
+    """A search's answer, decoded straight into typed hits (dicts cost twice the time)."""
+
+    hits: list[_MeiliHit]
     facet_distribution: dict[str, dict[str, int]] = {}
     estimated_total_hits: int = 0
     processing_time_ms: int = 0
 
 
+class _Title(msgspec.Struct):
+    title: str
+
+
+class _MeiliTitles(msgspec.Struct):
+    hits: list[_Title]
+
+
 _encode = msgspec.json.Encoder().encode
 _decode_result = msgspec.json.Decoder(_MeiliResult).decode
+_decode_titles = msgspec.json.Decoder(_MeiliTitles).decode
 _JSON = {"Content-Type": "application/json"}
 
 
-async def _meili_search(client: AsyncClient, uid: str, body: dict[str, Any]) -> _MeiliResult:
-    """One search, decoded by msgspec into what a page shows.
+async def _meili_search(client: AsyncClient, uid: str, body: dict[str, Any]) -> bytes:
+    """One search's answer, for msgspec to decode into what a page shows.
 
     The SDK's ``search`` validates every hit into pydantic models, which costs more than the
     search itself on small pages; this sends the same request and reads only what is shown,
@@ -152,7 +188,7 @@ async def _meili_search(client: AsyncClient, uid: str, body: dict[str, Any]) -> 
             f"search failed with HTTP {status}",
             httpx2.Response(status, content=content, headers=_JSON),
         )
-    return _decode_result(content)
+    return content
 
 
 # Region chains are reference data: the regions table changes only through migrations, which a
@@ -190,12 +226,11 @@ async def search(
     chain, delivery = await visibility(conn, principal, req)
     started = time.perf_counter()
     try:
-        result = await _meili_search(client, uid, search_body(chain, delivery, req))
+        result = _decode_result(await _meili_search(client, uid, search_body(chain, delivery, req)))
     except UNREACHABLE:
         return await degraded_search(conn, chain, delivery, req, started)
-    hits = [hit_from(h, (h.get("_formatted") or {}).get("title")) for h in result.hits]
     return SearchResult(
-        hits=hits,
+        hits=[hit.to_hit() for hit in result.hits],
         facets=result.facet_distribution,
         total_estimate=result.estimated_total_hits,
         page=req.page,
@@ -307,8 +342,7 @@ async def suggest(
             "limit": limit,
             "attributesToRetrieve": ["title"],
         }
-        result = await _meili_search(client, uid, body)
-        titles = [h["title"] for h in result.hits]
+        titles = [h.title for h in _decode_titles(await _meili_search(client, uid, body)).hits]
         degraded = False
     except UNREACHABLE:
         rows = await conn.fetch(
