@@ -301,6 +301,42 @@ def free_port() -> int:
 
 
 @asynccontextmanager
+async def served(
+    module: str, args: list[str], env: Mapping[str, str], *, what: str, ready: str
+) -> AsyncIterator[Server]:
+    """``python -m module *args --port N`` on a free port, until the block ends.
+
+    Ready once ``GET ready`` answers without a server error (within 30 s).
+    """
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *args, "--port", str(port)], env={**os.environ, **env}
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as probe:
+            for _ in range(600):
+                if process.poll() is not None:
+                    raise RuntimeError(f"{what} exited with {process.returncode}")
+                try:
+                    if (await probe.get(f"{base}{ready}")).status_code < 500:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError(f"{what} did not answer {ready} within 30 s")
+        yield Server(base_url=base, pid=process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@asynccontextmanager
 async def api_server(
     env: Mapping[str, str], *, factory: str = "benchmarks.bench_offer:bench_app"
 ) -> AsyncIterator[Server]:
@@ -310,40 +346,9 @@ async def api_server(
     ``env`` must hold DATABASE_URL, MEILI_URL, MEILI_MASTER_KEY and EMALL_STATE_DIR. The load
     generator never shares the server's interpreter.
     """
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "api.server",  # uvicorn as `emall serve` runs it
-            factory,
-            "--port",
-            str(port),
-        ],
-        env={**os.environ, **env},
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as probe:
-            for _ in range(600):
-                if server.poll() is not None:
-                    raise RuntimeError(f"the API server exited with {server.returncode}")
-                try:
-                    if (await probe.get(f"{base}/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError("the API server did not answer /health within 30 s")
-        yield Server(base_url=base, pid=server.pid)
-    finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
+    # api.server: uvicorn as `emall serve` runs it
+    async with served("api.server", [factory], env, what="the API server", ready="/health") as s:
+        yield s
 
 
 # -- what an HTTP benchmark is given -----------------------------------------------------------

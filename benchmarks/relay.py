@@ -1,6 +1,6 @@
 """A bare relay in front of Meilisearch: the least that any API in between adds.
 
-``python -m benchmarks.relay MEILI_URL PORT`` (the master key in ``MEILI_MASTER_KEY``) listens
+``python -m benchmarks.relay MEILI_URL --port PORT`` (the master key in ``MEILI_MASTER_KEY``) listens
 on 127.0.0.1:PORT and passes each ``POST`` it receives to Meilisearch over emall's own search
 connections (``emall.search.connections``), then returns Meilisearch's status and body as they
 came. It reads no credential, parses no JSON, checks and builds nothing. Measured against raw
@@ -11,18 +11,16 @@ tell the hop's share of emall's overhead at concurrency 1 from emall's own work.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
-import httpx
 import uvloop
 
-from benchmarks.harness import free_port
+from benchmarks.harness import served
 from emall.search.connections import SearchConnections
 
 
@@ -91,33 +89,23 @@ async def serve(meili_url: str, key: str, port: int) -> None:
 @asynccontextmanager
 async def relay(meili_url: str, key: str) -> AsyncIterator[tuple[str, int]]:
     """(base URL, pid) of a relay to ``meili_url`` in its own process, until the block ends."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.relay", meili_url, str(port)],
-        env={**os.environ, "MEILI_MASTER_KEY": key},
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as probe:
-            for _ in range(200):
-                if process.poll() is not None:
-                    raise RuntimeError(f"the relay exited with {process.returncode}")
-                try:
-                    # Meilisearch answers a search of a missing index with 404: the relay is up.
-                    await probe.post(f"{base}/indexes/_probe/search", content=b"{}")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError("the relay did not answer within 10 s")
-        yield base, process.pid
-    finally:
-        process.terminate()
-        process.wait(10)
+    # Meilisearch answers the relayed probe (POST /health) with 405: the relay is up.
+    async with served(
+        "benchmarks.relay",
+        [meili_url],
+        {"MEILI_MASTER_KEY": key},
+        what="the relay",
+        ready="/health",
+    ) as server:
+        yield server.base_url, server.pid
 
 
 def main() -> None:
-    meili_url, port = sys.argv[1], int(sys.argv[2])
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("meili_url")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    meili_url, port = args.meili_url, args.port
     uvloop.run(serve(meili_url, os.environ["MEILI_MASTER_KEY"], port))
 
 
