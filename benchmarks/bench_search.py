@@ -13,7 +13,14 @@ from typing import Any
 import httpx
 import msgspec
 
-from benchmarks.harness import Comparison, Context, Measurement, Processes, Timing
+from benchmarks.harness import (
+    Comparison,
+    Context,
+    Measurement,
+    Processes,
+    Timing,
+    unaccounted_us,
+)
 from benchmarks.queries import Query, api_path, describe, query_mix
 from benchmarks.relay import relay
 from benchmarks.wrk import Request, Target, compare, explain_misses
@@ -229,5 +236,29 @@ async def run(ctx: Context, *, concurrencies: tuple[int, ...]) -> list[Compariso
             if not c.met:
                 hop = await hop_alone(ctx, meili, timing_at(ctx.timing, 1))
         results.append(c)
+    notes.append(cpu_note(results))
     await explain_misses(ctx, results, api, lambda c: _needed(c, hop))
     return results
+
+
+def cpu_note(results: list[Comparison]) -> str:
+    """CPU per search and the machine's state at each concurrency, so that runs compare."""
+    parts = []
+    for c in results:
+        s, b = c.subject, c.baseline
+        part = (
+            f"concurrency {c.concurrency}: server {s.cpu_us.get('emall', 0.0):,.0f} µs, "
+            f"Meilisearch {s.cpu_us.get('meilisearch', 0.0):,.0f} against "
+            f"{b.cpu_us.get('meilisearch', 0.0):,.0f} µs"
+        )
+        if s.machine is not None and b.machine is not None:
+            part += (
+                f", outside these processes {unaccounted_us(s):,.0f} against "
+                f"{unaccounted_us(b):,.0f} µs, steal {s.machine.steal_share():.1%} against "
+                f"{b.machine.steal_share():.1%}"
+            )
+        parts.append(part)
+    return (
+        "CPU per search, emall's rounds against raw Meilisearch's (/proc; the whole machine "
+        "from /proc/stat): " + "; ".join(parts) + "."
+    )

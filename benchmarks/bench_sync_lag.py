@@ -526,11 +526,17 @@ def _meili_alone(baseline: Measurement) -> str:
         "where a batch's time goes: merging the posting lists of the batch's words into the "
         "index's and writing them back, which grows with the index, because many documents "
         "share the same words (category names, codes and their pinyin forms, the words of "
-        "specs). Indexing memory is "
-        "already bounded and proximity is already by attribute (`src/emall/settings.py`, "
-        "`src/emall/search/index.py`). The target would next need fewer shared words per "
-        "document (dropping `specs_text`, `category_pinyin` or `category_codes` from the "
-        "searchable fields, and losing those searches) or more cores for Meilisearch."
+        "specs). Indexing memory is already bounded and proximity is already by attribute "
+        "(`src/emall/settings.py`, `src/emall/search/index.py`). The levers left cost search "
+        "features, and `benchmarks/sync_variants.py` measures each on a fresh index with no "
+        "emall code in the path ([SYNC-VARIANTS-1M.md](SYNC-VARIANTS-1M.md)): dropping "
+        "`specs_text`, `category_pinyin` and `category_codes` from the searchable fields, or "
+        "turning prefix search off, each still missed the target there; only both together "
+        "brought raw Meilisearch under 1 s, before emall's two outbox hops. In every variant "
+        "Meilisearch was indexing for the whole run, so the lag is its indexing throughput on "
+        "these cores: the other way to the target is more cores for Meilisearch. emall keeps "
+        "its search features (spec words, pinyin, codes, search as you type) and misses the "
+        "target at this size on two cores."
     )
 
 

@@ -12,13 +12,16 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import msgspec
 
-ACKNOWLEDGE = ["price_above_median", "splitting"]
+if TYPE_CHECKING:  # a type only: the raw baseline runs no emall code
+    from emall.ordering.models import WarningCode
+
+ACKNOWLEDGE: list[WarningCode] = ["price_above_median", "splitting"]
 _SHANGHAI = ZoneInfo("Asia/Shanghai")
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()

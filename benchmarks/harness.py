@@ -53,6 +53,7 @@ class Measurement:
     requests: int = 0
     errors: int = 0
     cpu_us: dict[str, float] = field(default_factory=dict)
+    machine: MachineUse | None = None  # the whole machine over the measured rounds
 
 
 @dataclass
@@ -174,6 +175,51 @@ def _tree_cpu_seconds(pid: int) -> float:
         return total
     except psutil.Error:
         return 0.0
+
+
+@dataclass(frozen=True)
+class MachineUse:
+    """The whole machine's CPU over some rounds, from /proc/stat: what the accounted processes
+    leave unexplained (other processes, kernel threads, interrupts) and what the hypervisor
+    took (steal). Either can make one round of a shared two-core machine slower than another."""
+
+    busy_s: float = 0.0  # user, nice, system, irq and softirq time of all cores
+    steal_s: float = 0.0
+    wall_s: float = 0.0
+
+    def __add__(self, other: MachineUse) -> MachineUse:
+        return MachineUse(
+            self.busy_s + other.busy_s, self.steal_s + other.steal_s, self.wall_s + other.wall_s
+        )
+
+    def steal_share(self) -> float:
+        """Steal as a share of the cores' time."""
+        cores = os.cpu_count() or 1
+        return self.steal_s / (self.wall_s * cores) if self.wall_s else 0.0
+
+
+def machine_snapshot() -> MachineUse:
+    """The machine's CPU seconds so far (zeros where /proc/stat cannot be read)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return MachineUse(wall_s=time.monotonic())
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return MachineUse(
+        busy_s=(user + nice + system + irq + softirq) / tick,
+        steal_s=steal / tick,
+        wall_s=time.monotonic(),
+    )
+
+
+def machine_delta(before: MachineUse, after: MachineUse) -> MachineUse:
+    return MachineUse(
+        max(0.0, after.busy_s - before.busy_s),
+        max(0.0, after.steal_s - before.steal_s),
+        max(0.0, after.wall_s - before.wall_s),
+    )
 
 
 def cpu_snapshot(processes: Processes) -> dict[str, float]:
@@ -468,4 +514,29 @@ def cpu_table(subject: Measurement, baseline: Measurement) -> str:
     for m in (subject, baseline):
         cells = [f"{m.cpu_us.get(n, 0.0):,.0f}" for n in names]
         rows.append(f"| {m.label} | " + " | ".join(cells) + f" | {sum(m.cpu_us.values()):,.0f} |")
-    return "\n".join([head, rule, *rows])
+    table = "\n".join([head, rule, *rows])
+    if subject.machine is None or baseline.machine is None:
+        return table
+    return table + "\n\n" + machine_line(subject, baseline)
+
+
+def unaccounted_us(m: Measurement) -> float:
+    """CPU µs per request that the machine spent outside the accounted processes."""
+    if m.machine is None or not m.requests:
+        return 0.0
+    return max(0.0, m.machine.busy_s * 1e6 / m.requests - sum(m.cpu_us.values()))
+
+
+def machine_line(subject: Measurement, baseline: Measurement) -> str:
+    """The whole machine over both sides' rounds: unaccounted CPU and steal."""
+    parts = [
+        f"{m.label}: {unaccounted_us(m):,.0f} µs per request in other processes and the "
+        f"kernel, steal {m.machine.steal_share():.1%}"
+        for m in (subject, baseline)
+        if m.machine is not None
+    ]
+    return (
+        "The whole machine over the same rounds (/proc/stat, beside the processes above): "
+        + "; ".join(parts)
+        + "."
+    )

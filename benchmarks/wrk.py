@@ -23,12 +23,15 @@ import msgspec
 from benchmarks.harness import (
     Comparison,
     Context,
+    MachineUse,
     Measurement,
     Processes,
     Timing,
     cpu_delta,
     cpu_snapshot,
     cpu_table,
+    machine_delta,
+    machine_snapshot,
 )
 
 SCRIPT = Path(__file__).with_name("rotate.lua")
@@ -148,6 +151,9 @@ async def run_wrk(
     raise WrkError(f"wrk gave no figures for {target.label}: {text} {err.decode()}")
 
 
+Measured = tuple[WrkRun, dict[str, float], MachineUse]  # one round: figures, CPU, machine
+
+
 async def _measured(
     target: Target,
     directory: Path,
@@ -155,27 +161,31 @@ async def _measured(
     *,
     connections: int,
     seconds: float,
-) -> tuple[WrkRun, dict[str, float]]:
-    before = cpu_snapshot(processes)
+) -> Measured:
+    before, machine_before = cpu_snapshot(processes), machine_snapshot()
     run = await run_wrk(target, directory, connections=connections, seconds=seconds)
-    return run, cpu_delta(before, cpu_snapshot(processes))
+    machine = machine_delta(machine_before, machine_snapshot())
+    return run, cpu_delta(before, cpu_snapshot(processes)), machine
 
 
-def _measurement(label: str, runs: list[tuple[WrkRun, dict[str, float]]]) -> Measurement:
-    total = sum(r.requests for r, _ in runs)
+def _measurement(label: str, runs: list[Measured]) -> Measurement:
+    total = sum(r.requests for r, _, _ in runs)
     cpu: dict[str, float] = {}
-    for _, delta in runs:
+    machine = MachineUse()
+    for _, delta, used in runs:
+        machine += used
         for name, seconds in delta.items():
             cpu[name] = cpu.get(name, 0.0) + seconds
     return Measurement(
         label=label,
-        per_second=statistics.median(r.per_second for r, _ in runs),
-        p50_ms=statistics.median(r.p50_us for r, _ in runs) / 1000,
-        p99_ms=statistics.median(r.p99_us for r, _ in runs) / 1000,
+        per_second=statistics.median(r.per_second for r, _, _ in runs),
+        p50_ms=statistics.median(r.p50_us for r, _, _ in runs) / 1000,
+        p99_ms=statistics.median(r.p99_us for r, _, _ in runs) / 1000,
         rounds=len(runs),
         requests=total,
-        errors=sum(r.errors for r, _ in runs),
+        errors=sum(r.errors for r, _, _ in runs),
         cpu_us={name: seconds * 1e6 / total for name, seconds in cpu.items()} if total else {},
+        machine=machine,
     )
 
 
@@ -191,7 +201,7 @@ async def compare(
     """Warm both up, then alternate measured rounds; medians of the rounds."""
     for target in (subject, baseline):
         await run_wrk(target, directory, connections=concurrency, seconds=timing.warmup_seconds)
-    runs: dict[str, list[tuple[WrkRun, dict[str, float]]]] = {"s": [], "b": []}
+    runs: dict[str, list[Measured]] = {"s": [], "b": []}
     for _ in range(timing.rounds):
         for key, target in (("s", subject), ("b", baseline)):
             runs[key].append(
