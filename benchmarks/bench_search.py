@@ -19,11 +19,11 @@ from benchmarks.harness import (
     Measurement,
     Processes,
     Timing,
-    unaccounted_us,
+    machine_words,
 )
 from benchmarks.queries import Query, api_path, describe, query_mix
 from benchmarks.relay import relay
-from benchmarks.wrk import Request, Target, compare, explain_misses
+from benchmarks.wrk import Request, Target, compare, compare_in, explain_misses
 from emall.db.pool import create_pool
 from emall.identity.service import principal_from_token
 from emall.identity.tokens import issue_token
@@ -211,13 +211,8 @@ async def run(ctx: Context, *, concurrencies: tuple[int, ...]) -> list[Compariso
     results: list[Comparison] = []
     hop = ""  # the bare relay's figures, when the p99 target at concurrency 1 is missed
     for concurrency in concurrencies:
-        subject, baseline = await compare(
-            api,
-            meili,
-            concurrency=concurrency,
-            timing=timing_at(ctx.timing, concurrency),
-            processes=ctx.processes,
-            directory=ctx.workdir,
+        subject, baseline = await compare_in(
+            ctx, api, meili, concurrency=concurrency, timing=timing_at(ctx.timing, concurrency)
         )
         c = Comparison(
             benchmark="search (GET /api/v1/search vs raw Meilisearch)",
@@ -252,13 +247,9 @@ def cpu_note(results: list[Comparison]) -> str:
             f"{b.cpu_us.get('meilisearch', 0.0):,.0f} µs"
         )
         if s.machine is not None and b.machine is not None:
-            part += (
-                f", outside these processes {unaccounted_us(s):,.0f} against "
-                f"{unaccounted_us(b):,.0f} µs, steal {s.machine.steal_share():.1%} against "
-                f"{b.machine.steal_share():.1%}"
-            )
+            part += f"; emall's rounds {machine_words(s)}; raw rounds {machine_words(b)}"
         parts.append(part)
     return (
         "CPU per search, emall's rounds against raw Meilisearch's (/proc; the whole machine "
-        "from /proc/stat): " + "; ".join(parts) + "."
+        "from /proc/stat): " + ". ".join(parts) + "."
     )

@@ -30,6 +30,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import psutil
 
@@ -310,8 +311,6 @@ async def settle(
     Meilisearch has no enqueued or processing task and no autovacuum worker runs, for at most
     ``within`` seconds; "" when quiet, else what was still running (for the report).
     """
-    import asyncpg
-
     deadline = time.monotonic() + within
     busy = ""
     conn = await asyncpg.connect(database_url)
@@ -527,16 +526,18 @@ def unaccounted_us(m: Measurement) -> float:
     return max(0.0, m.machine.busy_s * 1e6 / m.requests - sum(m.cpu_us.values()))
 
 
+def machine_words(m: Measurement) -> str:
+    """The whole machine over ``m``'s rounds, in words: unaccounted CPU and steal."""
+    steal = m.machine.steal_share() if m.machine is not None else 0.0
+    return (
+        f"{unaccounted_us(m):,.0f} µs per request in other processes and the kernel, "
+        f"steal {steal:.1%}"
+    )
+
+
 def machine_line(subject: Measurement, baseline: Measurement) -> str:
-    """The whole machine over both sides' rounds: unaccounted CPU and steal."""
-    parts = [
-        f"{m.label}: {unaccounted_us(m):,.0f} µs per request in other processes and the "
-        f"kernel, steal {m.machine.steal_share():.1%}"
-        for m in (subject, baseline)
-        if m.machine is not None
-    ]
+    """The whole machine over both sides' rounds."""
     return (
         "The whole machine over the same rounds (/proc/stat, beside the processes above): "
-        + "; ".join(parts)
-        + "."
+        f"{subject.label}: {machine_words(subject)}; {baseline.label}: {machine_words(baseline)}."
     )

@@ -45,6 +45,7 @@ from benchmarks.bench_sync_lag import (
 )
 from benchmarks.dataset import ensure_dataset
 from benchmarks.harness import machine
+from emall.db.pool import init_connection
 from emall.runtime.meili import resolve_meili_binary, start_meilisearch
 from emall.runtime.services import start_services
 from emall.search.index import INDEX_SETTINGS, SEARCHABLE
@@ -106,9 +107,7 @@ def emall_settings() -> dict[str, Any]:
 async def documents(database_url: str) -> dict[int, dict[str, Any]]:
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.set_type_codec(
-            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
+        await init_connection(conn)  # jsonb as the pool reads it
         rows = await conn.fetch("select offer_id, doc from offer_search order by offer_id")
     finally:
         await conn.close()

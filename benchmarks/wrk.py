@@ -213,14 +213,20 @@ async def compare(
 
 
 async def compare_in(
-    ctx: Context, subject: Target, baseline: Target, *, concurrency: int
+    ctx: Context,
+    subject: Target,
+    baseline: Target,
+    *,
+    concurrency: int,
+    timing: Timing | None = None,
 ) -> tuple[Measurement, Measurement]:
-    """``compare`` with the timing, processes and work folder of a data size's context."""
+    """``compare`` with the processes and work folder of a data size's context, and its timing
+    unless ``timing`` is given."""
     return await compare(
         subject,
         baseline,
         concurrency=concurrency,
-        timing=ctx.timing,
+        timing=timing or ctx.timing,
         processes=ctx.processes,
         directory=ctx.workdir,
     )

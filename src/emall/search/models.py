@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -55,20 +55,3 @@ class Suggestions(Struct):
     q: str
     suggestions: list[str]
     degraded: bool
-
-
-def hit_from(doc: dict[str, Any], highlight: str | None = None) -> SearchHit:
-    return SearchHit(
-        offer_id=doc["id"],
-        product_id=doc["product_id"],
-        title=doc["title"],
-        brand=doc["brand"],
-        model=doc["model"],
-        category_code=doc["category_code"],
-        supplier_id=doc["supplier_id"],
-        supplier_name=doc["supplier_name"],
-        price_fen=doc["price_fen"],
-        policy_tags=list(doc["policy_tags"]),
-        delivery_regions=list(doc["delivery_regions"]),
-        highlight=highlight or doc["title"],
-    )

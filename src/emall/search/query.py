@@ -28,7 +28,7 @@ from emall.identity.models import Principal
 from emall.policy import authorize
 from emall.regions.service import region_chain, require_region
 from emall.search.connections import search_connections
-from emall.search.models import SearchHit, SearchRequest, SearchResult, Suggestions, hit_from
+from emall.search.models import SearchHit, SearchRequest, SearchResult, Suggestions
 
 FACETS = ("brand", "category_codes", "policy_tags")
 _SORTS = {
@@ -87,8 +87,9 @@ class _Highlighted(msgspec.Struct):
     title: str | None = None
 
 
-class _MeiliHit(msgspec.Struct):
-    """A hit as Meilisearch returns it: only the fields a page shows (``HIT_FIELDS``)."""
+class _HitDocument(msgspec.Struct):
+    """The fields of a search document that a hit shows (``HIT_FIELDS``): as Meilisearch returns
+    them, or as the search mirror holds them when PostgreSQL answers (other fields ignored)."""
 
     id: int
     product_id: int
@@ -103,7 +104,7 @@ class _MeiliHit(msgspec.Struct):
     delivery_regions: list[str]
     formatted: _Highlighted | None = msgspec.field(default=None, name="_formatted")
 
-    def to_hit(self) -> SearchHit:
+    def to_hit(self, highlight: str | None = None) -> SearchHit:
         return SearchHit(
             offer_id=self.id,
             product_id=self.product_id,
@@ -116,12 +117,12 @@ class _MeiliHit(msgspec.Struct):
             price_fen=self.price_fen,
             policy_tags=self.policy_tags,
             delivery_regions=self.delivery_regions,
-            highlight=(self.formatted and self.formatted.title) or self.title,
+            highlight=highlight or (self.formatted and self.formatted.title) or self.title,
         )
 
 
 # Meilisearch returns only these fields of a hit (and their highlighted forms).
-HIT_FIELDS = tuple(f for f in _MeiliHit.__struct_fields__ if f != "formatted")
+HIT_FIELDS = tuple(f for f in _HitDocument.__struct_fields__ if f != "formatted")
 
 
 def search_body(chain: list[str], delivery: list[str], req: SearchRequest) -> dict[str, Any]:
@@ -146,7 +147,7 @@ def search_body(chain: list[str], delivery: list[str], req: SearchRequest) -> di
 class _MeiliResult(msgspec.Struct, rename="camel"):
     """A search's answer, decoded straight into typed hits (dicts cost twice the time)."""
 
-    hits: list[_MeiliHit]
+    hits: list[_HitDocument]
     facet_distribution: dict[str, dict[str, int]] = {}
     estimated_total_hits: int = 0
     processing_time_ms: int = 0
@@ -305,7 +306,10 @@ async def degraded_search(
         facets[f["facet"]][f["value"]] = f["n"]
     total = rows[0]["total"] if rows else 0
     return SearchResult(
-        hits=[hit_from(r["doc"], _mark(r["doc"]["title"], req.q)) for r in rows],
+        hits=[
+            msgspec.convert(r["doc"], _HitDocument).to_hit(_mark(r["doc"]["title"], req.q))
+            for r in rows
+        ],
         facets=facets,
         total_estimate=total,
         page=req.page,
