@@ -6,15 +6,21 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from api.app import create_app
 from emall.budgets.service import ledger_balances
 from emall.clock import today
 from emall.db.pool import Pool
 from emall.errors import Conflict
 from emall.ordering.checkout import checkout
+from emall.ordering.errors import WarningsToAcknowledge
 from emall.ordering.models import CheckoutRequest
+from emall.settings import Settings
+from tests.drills_support import served
 from tests.helpers import org_id, principal_of, token_for
 from tests.test_listings import listed_offer
 
@@ -262,3 +268,58 @@ async def test_200_concurrent_checkouts_over_http(
     assert await pool.fetchval("select stock from offers where id = $1", offer["id"]) == 0
     assert await ledger_balances(pool, line) == (2_000_000, 1_000_000, 0)
     assert await pool.fetchval("select sum(quantity) from order_lines") == 10
+
+
+async def test_one_cart_becomes_at_most_one_checkout_under_concurrency(
+    client: AsyncTestClient[Litestar], pool: Pool, settings: Settings
+) -> None:
+    """Twenty concurrent checkouts of the same one-item cart, without an Idempotency-Key, sent
+    to the app behind uvicorn, place one order: the cart is claimed by the statement that reads
+    it. Repeated, as the race placed 2 to 9 orders in 29 trials of 30 before."""
+    offer = await listed_offer(client, pool, "同车并发型号", price=100_000)
+    await pool.execute("update offers set stock = 10000 where id = $1", offer["id"])
+    line = await budget_line(pool, 50 * 100_000)  # room for 50 orders
+    trials = 8
+    names = await _buyers(pool, trials, offer["id"])
+    body = {"budget_line_id": line, "acknowledge": ["price_above_median", "splitting"]}
+    async with served(create_app(settings)) as base, httpx.AsyncClient(base_url=base) as http:
+        for name in names:
+            headers = await token_for(pool, name)
+            responses = await asyncio.gather(
+                *(http.post("/api/v1/checkout", json=body, headers=headers) for _ in range(20))
+            )
+            statuses = sorted(r.status_code for r in responses)
+            assert statuses == [201] + [400] * 19, statuses
+            refused = next(r for r in responses if r.status_code == 400).json()
+            assert [e["field"] for e in refused["errors"]] == ["cart"], refused
+    assert await pool.fetchval("select count(*) from orders") == trials
+    assert (
+        await pool.fetchval("select stock from offers where id = $1", offer["id"]) == 10000 - trials
+    )
+    assert await ledger_balances(pool, line) == (5_000_000, trials * 100_000, 0)
+
+
+async def test_a_refused_checkout_keeps_the_cart(
+    client: AsyncTestClient[Litestar], pool: Pool
+) -> None:
+    """Claiming the cart is undone with the checkout: a refusal (warnings not acknowledged,
+    insufficient budget) leaves the cart as it was, also through the library outside a
+    transaction of the caller's."""
+    offer = await listed_offer(client, pool, "保留购物车型号", price=100_000)
+    buyer = await token_for(pool, "nj_buyer")
+    await put(client, buyer, offer["id"], 2)
+    small = await budget_line(pool, 100_000)
+    refused = await client.post(
+        "/api/v1/checkout",
+        json={"budget_line_id": small, "acknowledge": ["price_above_median", "splitting"]},
+        headers=buyer,
+    )
+    assert refused.status_code == 409, refused.text
+    items = (await client.get("/api/v1/cart", headers=buyer)).json()["items"]
+    assert [(i["offer_id"], i["quantity"]) for i in items] == [(offer["id"], 2)]
+    principal = await principal_of(pool, "nj_buyer")
+    async with pool.acquire() as conn:
+        with pytest.raises((WarningsToAcknowledge, Conflict)):
+            await checkout(conn, principal, CheckoutRequest(budget_line_id=small, acknowledge=[]))
+    items = (await client.get("/api/v1/cart", headers=buyer)).json()["items"]
+    assert [(i["offer_id"], i["quantity"]) for i in items] == [(offer["id"], 2)]

@@ -12,14 +12,15 @@
   conditional update of the line, a ledger row and an audit event per order, as
   ``emall.budgets.service.reserve`` does). Any refusal undoes the whole checkout.
 
-A checkout is three statements, whatever the cart holds: one reads everything the checks need
-(the delivery region, the budget line, the rule in force, the cart with each offer's
-visibility, delivery time and category median, and the agency's earlier orders per category);
-one writes the whole checkout with data-modifying CTEs (stock, orders, lines, budget, flags,
-cart) and returns the orders; one records the audit events and outbox rows. The database's
-conditional updates and checks still decide stock and budget: the statement locks the offers
-in id order before the budget line, as concurrent checkouts must never wait on each other in
-a cycle.
+A checkout is three statements, whatever the cart holds: one claims the cart (it empties it
+as it reads it, so one cart becomes at most one checkout whatever the concurrency) and reads
+everything the checks need (the delivery region, the budget line, the rule in force, the cart
+with each offer's visibility, delivery time and category median, and the agency's earlier
+orders per category); one writes the whole checkout with data-modifying CTEs (stock, orders,
+lines, budget, flags) and returns the orders; one records the audit events and outbox rows.
+The database's conditional updates and checks still decide stock and budget: the statement
+locks the offers in id order before the budget line, as concurrent checkouts must never wait
+on each other in a cycle.
 """
 
 from __future__ import annotations
@@ -48,9 +49,13 @@ from emall.policy import Resource, authorize
 from emall.regions.service import require_region
 
 # $1 user, $2 the buyer's region, $3 the delivery region, $4 the budget line, $5 today, $6 the
-# agency. One row per cart item (one row of nulls for an empty cart).
+# agency. One row per cart item (one row of nulls for an empty cart). The statement claims the
+# cart: it empties it as it reads it, so a concurrent checkout of the same cart waits for this
+# one and then finds it empty; a refused checkout rolls the claim back with everything else.
 _READ = f"""
-with chains as materialized (
+with claimed as (
+    delete from cart_items where user_id = $1 returning offer_id, quantity
+), chains as materialized (
     select region_chain($2) as buyer, region_chain($3) as delivery
 ), rule as (
     -- the version in force on $5 for the region or its nearest ancestor (as rule_in_force)
@@ -74,10 +79,9 @@ with chains as materialized (
            (select round(percentile_cont(0.5) within group (order by m.price_fen))::bigint
             from offers m join products mp on mp.id = m.product_id
             where m.status = 'listed' and mp.category_code = p.category_code) as median_fen
-    from cart_items c
+    from claimed c
     join offers o on o.id = c.offer_id
     join products p on p.id = o.product_id
-    where c.user_id = $1
 ), earlier as (
     -- the agency's live orders per level-3 category of the cart, within the rule's window
     select k.category3_code, array_agg(e.id order by e.id) as order_ids,
@@ -185,8 +189,6 @@ with wanted as (
     select p.id, 'splitting', $4, n.splitting
     from placed p join new_orders n on n.supplier_id = p.supplier_id
     where n.splitting is not null
-), emptied as (
-    delete from cart_items where user_id = $3 and offer_id = any($8::bigint[])
 )
 select p.id, p.checkout_id::text as checkout_id, p.supplier_id,
        (select s.name from organisations s where s.id = p.supplier_id) as supplier_name,
@@ -214,7 +216,11 @@ select 'order.created', 'order', id::text, payload from created order by id
 
 
 async def checkout(conn: Connection, principal: Principal, data: CheckoutRequest) -> CheckoutResult:
-    """Place the cart's orders; the caller gives the transaction (and idempotency)."""
+    """Place the cart's orders in the caller's transaction (and idempotency), or in one of its
+    own when the caller has none: a refusal must give the claimed cart back."""
+    if not conn.is_in_transaction():
+        async with conn.transaction():
+            return await checkout(conn, principal, data)
     authorize(
         principal,
         "order.create",
