@@ -438,6 +438,29 @@ async def test_file_level_refusals(client: AsyncTestClient[Litestar], pool: Pool
     assert await pool.fetchval("select count(*) from import_jobs") == jobs_before
 
 
+async def test_an_unreadable_csv_header_is_a_400_naming_the_header(
+    client: AsyncTestClient[Litestar], pool: Pool
+) -> None:
+    """A header cell longer than the CSV reader's field limit (131,072 characters) answered
+    500; it is a 400 problem naming ``file.header``, and no job is made. The route states its
+    size bound (50 MB) in its documented 413."""
+    headers = await token_for(pool, "nj_supplier_admin")
+    jobs_before = await pool.fetchval("select count(*) from import_jobs")
+    content = b"supplier_sku," + b"x" * 140_000 + b"\nA,1\n"
+    response = await upload(
+        client, headers, content, fmt="csv", filename="x.csv", content_type="text/csv"
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    errors = response.json()["errors"]
+    assert [e["field"] for e in errors] == ["file.header"], errors
+    assert "表头" in errors[0]["reason"]
+    assert await pool.fetchval("select count(*) from import_jobs") == jobs_before
+    schema = (await client.get("/schema/openapi.json")).json()
+    upload_op = schema["paths"]["/api/v1/imports"]["post"]
+    assert "50 MB" in upload_op["responses"]["413"]["description"]
+
+
 # -- listed offers and the rise rule ------------------------------------------------------------
 
 

@@ -100,7 +100,7 @@ def count_rows(fmt: str, content: bytes) -> int:
         total = sum(1 for line in text.split("\n") if line.strip())
     else:
         reader = csv.reader(io.StringIO(text, newline=""))
-        header = next(reader, None)
+        header = _read_header(reader)
         if header is None:
             raise _file_error("文件为空 (the file is empty: a CSV file needs a header row)")
         _check_header(header)
@@ -116,6 +116,19 @@ def count_rows(fmt: str, content: bytes) -> int:
             f"(the file has {total:,} rows; the limit is {MAX_ROWS:,} rows per file)"
         )
     return total
+
+
+def _read_header(reader: Iterator[list[str]]) -> list[str] | None:
+    """The header row, or None for an empty file; an unreadable header (a cell longer than the
+    CSV reader's field limit, 131,072 characters) is a ``ValidationFailed`` naming
+    ``file.header``."""
+    try:
+        return next(reader, None)
+    except csv.Error as exc:
+        raise ValidationFailed.single(
+            "file.header",
+            f"CSV 表头无法读取，列名过长或格式有误 (the header row cannot be read: {exc})",
+        ) from None
 
 
 def _check_header(header: list[str]) -> list[str]:
@@ -176,7 +189,7 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | ParseError]]:
 
 def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | ParseError]]:
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = _check_header(next(reader, []))
+    header = _check_header(_read_header(reader) or [])
     width = len(header)
     columns = [(name, _READERS.get(name)) for name in header]
     may_hold_nul = NUL in text
