@@ -17,12 +17,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
+from emall.identity.throttle import address_refused, check_delay_seconds, retry_after
 from emall.seed.demo import DEMO_PASSWORD
+from tests.drills_support import served
 from tests.helpers import make_settings
 
 TOKEN = "/api/v1/auth/token"
@@ -160,3 +163,96 @@ async def test_a_burst_of_bad_credentials_holds_no_database_connection(
         headers = {"Authorization": f"Bearer {issued.json()['access_token']}"}
         with anyio.fail_after(5):
             assert (await client.get("/api/v1/admissions", headers=headers)).status_code == 200
+
+
+@asynccontextmanager
+async def _served(
+    database_url: str, meili: tuple[str, str], tmp_path: Path, **env: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app behind uvicorn, which takes the client address from X-Forwarded-For when the
+    proxy (here the test, on 127.0.0.1) is trusted, as a reverse proxy's would be."""
+    settings = make_settings(database_url, meili[0], meili[1], tmp_path, **env)
+    async with served(create_app(settings)) as base, httpx.AsyncClient(base_url=base) as http:
+        yield http
+
+
+async def _log_in(http: httpx.AsyncClient, address: str, username: str, password: str) -> int:
+    response = await http.post(
+        TOKEN,
+        json={"username": username, "password": password},
+        headers={"X-Forwarded-For": address},
+    )
+    if response.status_code == 429:
+        assert response.headers["content-type"].startswith("application/problem+json")
+    return response.status_code
+
+
+async def test_wrong_passwords_from_one_address_lock_out_only_that_address(
+    database_url: str, meili: tuple[str, str], tmp_path: Path
+) -> None:
+    """Anyone could lock any user out for five minutes by sending wrong passwords under their
+    name. Now the address that sent them is refused, and the user logs in from another."""
+    async with _served(database_url, meili, tmp_path, EMALL_LOGIN_MAX_FAILURES="5") as http:
+        attacker, user = "203.0.113.7", "198.51.100.20"
+        statuses = [await _log_in(http, attacker, "nj_buyer", f"guess-{n}") for n in range(8)]
+        assert statuses == [401] * 5 + [429] * 3
+        assert await _log_in(http, attacker, "nj_buyer", DEMO_PASSWORD) == 429
+        assert await _log_in(http, user, "nj_buyer", DEMO_PASSWORD) == 200
+        assert await _log_in(http, attacker, "nj_buyer", DEMO_PASSWORD) == 429  # still its own
+
+
+async def test_checks_from_many_addresses_are_slowed_not_locked(
+    database_url: str, meili: tuple[str, str], tmp_path: Path
+) -> None:
+    """Past the per-username ceiling every further check waits a doubling delay, answered with
+    429 and Retry-After meanwhile; refused attempts neither count nor lengthen it, and after the
+    delay the right password logs in: the user is slowed, never locked out."""
+    async with _served(
+        database_url,
+        meili,
+        tmp_path,
+        EMALL_LOGIN_MAX_FAILURES="5",
+        EMALL_LOGIN_SLOW_AFTER="3",
+        EMALL_LOGIN_MAX_DELAY_SECONDS="2",
+    ) as http:
+        addresses = [f"192.0.2.{n}" for n in range(1, 40)]
+        checked = [await _log_in(http, addresses[n], "zg_buyer", "wrong") for n in range(3)]
+        assert checked == [401] * 3  # the ceiling's checks; the next one waits 1 s
+        slowed = await http.post(
+            TOKEN,
+            json={"username": "zg_buyer", "password": "wrong"},
+            headers={"X-Forwarded-For": addresses[3]},
+        )
+        assert slowed.status_code == 429
+        assert slowed.headers["retry-after"] == "1"
+        for address in addresses[4:20]:  # hammering inside the delay is refused, uncounted
+            assert await _log_in(http, address, "zg_buyer", DEMO_PASSWORD) == 429
+        await anyio.sleep(1.1)
+        assert await _log_in(http, addresses[20], "zg_buyer", "wrong") == 401  # checked: 4
+        slower = await http.post(TOKEN, json={"username": "zg_buyer", "password": "x"})
+        assert slower.status_code == 429 and slower.headers["retry-after"] == "2"
+        await anyio.sleep(2.1)
+        assert await _log_in(http, addresses[21], "zg_buyer", DEMO_PASSWORD) == 200
+        # the success starts the username afresh: the ceiling's checks are free again
+        assert [await _log_in(http, a, "zg_buyer", "wrong") for a in addresses[22:25]] == [401] * 3
+        # another user is not slowed by any of this
+        assert await _log_in(http, addresses[3], "nj_buyer", DEMO_PASSWORD) == 200
+
+
+def test_the_check_delay_doubles_past_the_ceiling_up_to_its_cap() -> None:
+    assert [check_delay_seconds(n, 3, 60) for n in range(0, 11)] == [
+        0,
+        0,
+        0,
+        1,
+        2,
+        4,
+        8,
+        16,
+        32,
+        60,
+        60,
+    ]
+    assert check_delay_seconds(10**6, 20, 60) == 60
+    assert not address_refused(5, 5) and address_refused(6, 5)
+    assert retry_after(0.01) == 1 and retry_after(2.0) == 2 and retry_after(2.2) == 3

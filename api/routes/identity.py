@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from litestar import Controller, delete, get, post
+from typing import Any
+
+from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
@@ -36,14 +38,20 @@ class AuthController(Controller):
         status_code=200,
         responses=problem_responses(400, 401, 429, 413),
     )
-    async def create_token(self, data: JSONBody[TokenRequest], state: State) -> TokenResponse:
+    async def create_token(
+        self, data: JSONBody[TokenRequest], state: State, request: Request[Any, Any, Any]
+    ) -> TokenResponse:
         """Exchange a username and password for a bearer token (JWT).
 
-        Repeated attempts for one username are throttled: past the limit the answer is 429
-        with Retry-After, whatever the password.
+        Attempts are throttled per username and client address: past the limit (5 in 5
+        minutes by default) that address gets 429 with Retry-After, whatever the password,
+        while the user still logs in from elsewhere. Checks of one username from every address
+        are slowed past a ceiling (20 by default): each further one waits a delay doubling up
+        to a minute, answered meanwhile with 429 and Retry-After.
         """
         settings: Settings = state.settings
-        return await service.log_in(state.pool, data, settings.auth)
+        address = request.client.host if request.client else None
+        return await service.log_in(state.pool, data, settings.auth, address)
 
 
 class MeController(Controller):

@@ -17,8 +17,12 @@ Variables:
     EMALL_HOST, EMALL_PORT    where `emall serve` listens (127.0.0.1:8000).
     EMALL_JWT_SECRET          HS256 secret (>= 32 bytes); generated into the state dir in dev.
     EMALL_TOKEN_TTL_SECONDS   lifetime of a bearer token (3600).
-    EMALL_LOGIN_MAX_FAILURES  failed logins per username before throttling (5).
-    EMALL_LOGIN_WINDOW_SECONDS  window in which failures count, and the lock-out time (300).
+    EMALL_LOGIN_MAX_FAILURES  login attempts per username and client address before that
+                              address is refused for the rest of the window (5).
+    EMALL_LOGIN_WINDOW_SECONDS  window in which attempts count, and the lock-out time (300).
+    EMALL_LOGIN_SLOW_AFTER    password checks per username, from every address, after which
+                              each further check waits a doubling delay (20).
+    EMALL_LOGIN_MAX_DELAY_SECONDS  the cap of that delay (60); see emall.identity.throttle.
     EMALL_PRINCIPAL_CACHE_SECONDS  how long a process keeps a checked credential's principal
                               (60; 0 turns the cache off). Changes to users, keys, organisations
                               and partnerships empty it at once.
@@ -81,6 +85,8 @@ class AuthSettings(FrozenStruct, frozen=True):
     token_ttl_seconds: int = 3600
     login_max_failures: int = 5
     login_window_seconds: int = 300
+    login_slow_after: int = 20
+    login_max_delay_seconds: int = 60
     principal_cache_seconds: int = 60  # 0: read the principal from the database every time
 
 
@@ -273,6 +279,16 @@ def load_settings(env: Mapping[str, str], *, cwd: Path | None = None) -> Setting
                 300,
                 _int_between(1, 86400),
                 "a number of seconds from 1 to 86400",
+            ),
+            login_slow_after=_parsed(
+                env, "EMALL_LOGIN_SLOW_AFTER", 20, _int_between(1, 100000), "an integer 1-100000"
+            ),
+            login_max_delay_seconds=_parsed(
+                env,
+                "EMALL_LOGIN_MAX_DELAY_SECONDS",
+                60,
+                _int_between(1, 3600),
+                "a number of seconds from 1 to 3600",
             ),
             principal_cache_seconds=_parsed(
                 env,

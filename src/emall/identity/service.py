@@ -10,8 +10,8 @@ import asyncpg
 from emall.audit import record_event
 from emall.clock import BUSINESS_DATE_SQL
 from emall.db.pool import Connection, Pool
-from emall.errors import NotAuthenticated, NotFound, TooManyAttempts, ValidationFailed
-from emall.identity import passwords, principal_cache, tokens
+from emall.errors import NotAuthenticated, NotFound, ValidationFailed
+from emall.identity import passwords, principal_cache, throttle, tokens
 from emall.identity.models import (
     ADMIN_ROLES,
     ApiKeyCreate,
@@ -66,43 +66,20 @@ def _principal(
     )
 
 
-async def _count_attempt(pool: Pool, username: str, settings: AuthSettings) -> None:
-    """Count this attempt before checking the password; refuse once the window's limit is hit."""
-    row = await pool.fetchrow(
-        """
-        insert into login_throttle as t (username, failures, window_started_at)
-        values ($1, 1, now())
-        on conflict (username) do update set
-            failures = case when t.window_started_at < now() - make_interval(secs => $2)
-                            then 1 else t.failures + 1 end,
-            window_started_at = case when t.window_started_at < now() - make_interval(secs => $2)
-                                     then now() else t.window_started_at end
-        returning failures,
-                  extract(epoch from window_started_at + make_interval(secs => $2) - now())
-                      as retry_after
-        """,
-        username,
-        float(settings.login_window_seconds),
-    )
-    assert row is not None
-    if row["failures"] > settings.login_max_failures:
-        raise TooManyAttempts(
-            "登录失败次数过多，请稍后再试 (too many login attempts; try again later)",
-            retry_after_seconds=max(1, int(row["retry_after"]) + 1),
-        )
-
-
-async def log_in(pool: Pool, request: TokenRequest, settings: AuthSettings) -> TokenResponse:
-    """Check a username and password and issue a bearer token; throttled per username."""
+async def log_in(
+    pool: Pool, request: TokenRequest, settings: AuthSettings, client_address: str | None = None
+) -> TokenResponse:
+    """Check a username and password and issue a bearer token; throttled per username and
+    client address, and slowed per username (``emall.identity.throttle``)."""
     username = request.username.lower()
-    await _count_attempt(pool, username, settings)
+    await throttle.admit(pool, username, client_address, settings)
     row = await pool.fetchrow(
         "select id, password_hash, is_active from users where username = $1", username
     )
     ok = await passwords.verify_password(row["password_hash"] if row else None, request.password)
     if row is None or not ok or not row["is_active"]:
         raise NotAuthenticated(_BAD_LOGIN)
-    await pool.execute("delete from login_throttle where username = $1", username)
+    await throttle.clear(pool, username, client_address)
     token, expires_at = tokens.issue_token(
         row["id"], secret=settings.jwt_secret, ttl_seconds=settings.token_ttl_seconds
     )
