@@ -10,20 +10,25 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from emall.structs import Id, Struct
+from emall.structs import URL, CategoryCode, Id, RegionCode, Struct
 
 PolicyTag = Literal[
     "sme", "energy_saving", "environmental_label", "poverty_alleviation", "innovation"
 ]
 OfferStatus = Literal["draft", "submitted", "listed", "rejected", "delisted"]
-CategoryCode = Annotated[str, msgspec.Meta(pattern=r"^[ABC][0-9]{8}$", examples=["A02010105"])]
-RegionCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$", examples=["511000"])]
 Fen = Annotated[
     int, msgspec.Meta(gt=0, le=9_000_000_000_000_000, description="an amount in fen (分)")
 ]
-Url = Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$", max_length=1000)]
-Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
-Specs = dict[str, Any]
+Url = Annotated[str, msgspec.Meta(pattern=URL, max_length=1000)]
+# one line that neither starts nor ends with a blank
+Sku = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\s\x00](?:[^\x00\n]*[^\s\x00])?$"),
+]
+# a flat object of text, numbers and true/false; the category's attribute template, if it has
+# one, says which keys it takes and what each value must be (a value it refuses is a 422)
+SpecValue = str | int | float | bool
+Specs = dict[str, SpecValue]
 
 
 class Delivery(Struct):
