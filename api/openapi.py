@@ -44,6 +44,8 @@ _FORMATS: dict[type[mi.Type], OpenAPIFormat] = {
 }
 # the keys of msgspec.Meta's json-schema extras that the document carries over
 _EXTRA_KEYS = {"title": "title", "description": "description", "examples": "examples"}
+# and the extras that describe what a later check enforces (emall.listings.models.Specs)
+_EXTRA_SCHEMAS = {"additionalProperties": "additional_properties"}
 
 
 def integer_pattern(low: int, high: int) -> str:
@@ -143,6 +145,17 @@ def _with(schema: SchemaOrRef, **values: Any) -> SchemaOrRef:
     return schema
 
 
+def _plain_schema(value: dict[str, Any]) -> Schema:
+    """A schema written out in a Meta's extras: a type (or several) and a pattern."""
+    if set(value) - {"type", "pattern"}:
+        raise TypeError(f"an extra schema may give type and pattern only: {value!r}")
+    kinds = value["type"]
+    return Schema(
+        type=[OpenAPIType(k) for k in kinds] if isinstance(kinds, list) else OpenAPIType(kinds),
+        pattern=value.get("pattern"),
+    )
+
+
 class _Converter:
     """One msgspec type as a schema; Structs and enums become components."""
 
@@ -162,12 +175,18 @@ class _Converter:
 
     def _Metadata(self, t: mi.Metadata) -> SchemaOrRef:
         inner = self(t.type)
+        given = t.extra_json_schema or {}
         extra = {
             attr: value
             for key, attr in _EXTRA_KEYS.items()
-            if (value := (t.extra_json_schema or {}).get(key)) is not None
+            if (value := given.get(key)) is not None
         }
-        unknown = set(t.extra_json_schema or {}) - set(_EXTRA_KEYS)
+        extra |= {
+            attr: _plain_schema(value)
+            for key, attr in _EXTRA_SCHEMAS.items()
+            if (value := given.get(key)) is not None
+        }
+        unknown = set(given) - set(_EXTRA_KEYS) - set(_EXTRA_SCHEMAS)
         if unknown:
             raise TypeError(f"json-schema extras the document does not carry: {sorted(unknown)}")
         return _with(inner, **extra) if extra else inner

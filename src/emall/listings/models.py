@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from emall.structs import URL, CategoryCode, Id, RegionCode, Struct
+from emall.structs import NO_NUL, URL, CategoryCode, Id, RegionCode, Struct
 
 PolicyTag = Literal[
     "sme", "energy_saving", "environmental_label", "poverty_alleviation", "innovation"
@@ -25,10 +25,14 @@ Sku = Annotated[
     str,
     msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\s\x00](?:[^\x00\n]*[^\s\x00])?$"),
 ]
-# a flat object of text, numbers and true/false; the category's attribute template, if it has
-# one, says which keys it takes and what each value must be (a value it refuses is a 422)
-SpecValue = str | int | float | bool
-Specs = dict[str, SpecValue]
+# A flat object of text, numbers and true/false. The category's attribute template, if it has
+# one, says which keys it takes and what each value must be. check_specs refuses each bad value
+# naming its key (a 422), so the values are described for the document rather than decoded as
+# a union, whose errors could not name the key.
+SPEC_VALUE_SCHEMA = {"type": ["string", "number", "boolean"], "pattern": NO_NUL}
+Specs = Annotated[
+    dict[str, Any], msgspec.Meta(extra_json_schema={"additionalProperties": SPEC_VALUE_SCHEMA})
+]
 
 
 class Delivery(Struct):
