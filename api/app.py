@@ -7,16 +7,20 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
+from litestar.status_codes import HTTP_204_NO_CONTENT
 from litestar.types import ControllerRouterHandler
 
 import emall
 from api.cli import EmallCLIPlugin
+from api.openapi import StructSchemaPlugin
 from api.problems import EXCEPTION_HANDLERS
 from api.request_checks import CheckedRequest, check_query_string
 from api.request_id import RequestIdMiddleware
@@ -60,11 +64,13 @@ REQUEST_SEARCH_TIMEOUT_S = 2  # seconds a request waits on Meilisearch before an
 
 
 def _openapi() -> OpenAPIConfig:
+    # the title is ASCII: client generators derive a package name from it
     return OpenAPIConfig(
-        title="emall 政府采购电子卖场 API",
+        title="emall API",
         version=emall.__version__,
         description=(
-            "Cross-region government procurement e-mall. Errors are application/problem+json "
+            "政府采购电子卖场 (emall): a cross-region government procurement e-mall. "
+            "Errors are application/problem+json "
             "(RFC 9457). Authenticate with a bearer token from POST /api/v1/auth/token, or an "
             "API key in X-API-Key."
         ),
@@ -79,6 +85,31 @@ def _openapi() -> OpenAPIConfig:
             }
         ),
     )
+
+
+def _allow(request: Request[Any, Any, Any]) -> Response[None] | None:
+    """Answer OPTIONS with every method of the path. (Litestar's own answer lists only the
+    methods of the path's first handler when a controller has several: its OPTIONS handler
+    keeps the route as it was when that first handler was registered.)"""
+    if request.method != "OPTIONS" or request.route_handler.http_methods != {"OPTIONS"}:
+        return None
+    template = request.scope.get("path_template")
+    methods = {
+        method
+        for route in request.app.routes
+        if isinstance(route, HTTPRoute) and route.path_format == template
+        for method in route.methods
+    }
+    return Response(
+        content=None,
+        status_code=HTTP_204_NO_CONTENT,
+        headers={"Allow": ", ".join(sorted(methods | {"OPTIONS"}))},
+    )
+
+
+async def _before_request(request: Request[Any, Any, Any]) -> Response[None] | None:
+    await check_query_string(request)  # NUL or bad UTF-8 in the query string
+    return _allow(request)
 
 
 def create_app(
@@ -175,9 +206,9 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestIdMiddleware()],
         openapi_config=_openapi(),
-        plugins=[EmallCLIPlugin()],
+        plugins=[EmallCLIPlugin(), StructSchemaPlugin()],
         request_max_body_size=2 * 1024 * 1024,
         request_class=CheckedRequest,  # refuses NUL, bad UTF-8 and deep nesting in JSON bodies
-        before_request=check_query_string,  # and NUL or bad UTF-8 in the query string
+        before_request=_before_request,
         debug=False,
     )

@@ -17,6 +17,7 @@ from litestar.params import HeaderParameter
 from emall.db.pool import Connection
 from emall.identity.models import Principal
 from emall.ordering import idempotency
+from emall.structs import NO_NUL
 
 T = TypeVar("T")
 
@@ -26,6 +27,7 @@ IdempotencyKey = Annotated[
         name="Idempotency-Key",
         min_length=1,
         max_length=200,
+        pattern=NO_NUL,
         description="makes a retry safe: the same key and body give the same result; "
         "the same key with another request answers 422",
     ),

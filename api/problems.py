@@ -1,8 +1,16 @@
 """Every error becomes ``application/problem+json`` (RFC 9457), mapped here and nowhere else.
 
 The library raises its own errors (``emall.errors``); this module maps each class to a status,
-turns Litestar's own HTTP errors (validation, 404, 405) into the same shape, and answers an
+turns Litestar's own HTTP errors (validation, 404, 405, 415) into the same shape, and answers an
 unexpected error with a 500 that leaks nothing but the request id, which the log also carries.
+
+Two statuses tell apart the two ways input is refused, so that a client (and a fuzzer checking
+that the OpenAPI document tells the truth) knows which one it met:
+
+* 400: the request does not match the OpenAPI document (a type, a bound, a pattern, an unknown
+  field): the document alone predicts it;
+* 422: the request matches the document but a rule refuses it: a code that names no region or
+  category, a date before another, an id that is not a supplier (``ValidationFailed``).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from emall.errors import (
     ValidationFailed,
 )
 from emall.ordering.errors import CeilingExceeded, IdempotencyMismatch, WarningsToAcknowledge
+from emall.ordering.models import CheckoutWarning
 
 log = logging.getLogger("emall.api")
 
@@ -53,12 +62,12 @@ class Problem(msgspec.Struct, omit_defaults=True, kw_only=True):
     current_state: str | None = None
     existing_id: int | None = None
     current_etag: str | None = None
-    warnings: list[Any] | None = None
+    warnings: list[CheckoutWarning] | None = None  # what checkout needs acknowledged
     components: list[str] | None = None
 
 
 _STATUS: dict[type[EmallError], tuple[int, str]] = {
-    ValidationFailed: (400, "输入有误 (invalid input)"),
+    ValidationFailed: (422, "不符合业务规则 (unprocessable: refused by a rule)"),
     NotAuthenticated: (401, "需要登录 (not authenticated)"),
     PermissionDenied: (403, "无权操作 (permission denied)"),
     NotFound: (404, "未找到 (not found)"),
@@ -109,6 +118,11 @@ def _type_uri(code: str) -> str:
     return f"urn:emall:problem:{code}"
 
 
+def _printable(text: str) -> str:
+    """Text as a problem may carry it: an echoed NUL (from a request's path) written out."""
+    return text.replace("\x00", "\\x00")
+
+
 def problem_response(
     request: Request[Any, Any, Any],
     *,
@@ -119,12 +133,17 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> Response[Problem]:
+    if "errors" in extra:
+        extra["errors"] = [
+            FieldError(field=_printable(e.field), reason=_printable(e.reason))
+            for e in extra["errors"]
+        ]
     problem = Problem(
         type=_type_uri(code),
         title=title,
         status=status,
-        detail=detail,
-        instance=request.url.path,
+        detail=_printable(detail),
+        instance=_printable(request.url.path),
         request_id=request_id_of(request),
         **extra,
     )
@@ -147,7 +166,7 @@ def _emall_error(request: Request[Any, Any, Any], exc: EmallError) -> Response[P
     if isinstance(exc, Conflict) and exc.existing_id is not None:
         extra["existing_id"] = exc.existing_id
     if isinstance(exc, WarningsToAcknowledge):
-        extra["warnings"] = msgspec.to_builtins(exc.warnings)
+        extra["warnings"] = exc.warnings
     if isinstance(exc, PreconditionFailed):
         extra["current_etag"] = exc.current_etag
         headers["ETag"] = exc.current_etag
@@ -289,7 +308,7 @@ def _data_error(request: Request[Any, Any, Any], exc: asyncpg.DataError) -> Resp
         status=400,
         code="validation_failed",
         title="输入有误 (invalid input)",
-        detail=f"数据超出允许范围 (a value is out of range): {type(exc).__name__}",
+        detail="数据超出允许范围 (a value is out of the range the database accepts)",
         errors=[FieldError(field="request", reason=reason)],
     )
 
@@ -310,14 +329,15 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {Exception: _any_exceptio
 
 
 _DESCRIPTIONS = {
-    400: "输入有误：错误列表逐项指出字段和原因 (invalid input: each field and the reason)",
+    400: "输入不符合本文档：错误列表逐项指出字段和原因 (the request does not match this document: each field and the reason)",
     401: "未提供或无效的凭证 (missing or invalid credentials)",
     403: "无权操作 (the principal may not do this)",
     404: "未找到，或无权查看 (not found, or not visible to this principal)",
     409: "与当前状态冲突 (conflicts with the current state)",
     412: "If-Match 与当前版本不符，请重新读取 (stale: the ETag no longer matches)",
     413: "请求体超过 2 MiB (the body is larger than 2 MiB)",
-    422: "业务规则拒绝：超过电子卖场限额，或幂等键已用于不同的请求 (refused by a rule: above the ceiling, or an idempotency key reused with a different body)",
+    415: "不支持的内容类型：请求体须为本操作列出的类型之一 (unsupported media type: send the body as one of this operation's content types)",
+    422: "符合本文档但不符合业务规则：如代码不存在、日期早于另一日期、超过电子卖场限额、幂等键已用于不同的请求；错误列表指出字段和原因 (matches this document but a rule refuses it: an unknown region or category code, a date before another, above the e-mall ceiling, an idempotency key reused with a different body; each field and the reason)",
     428: "需要 If-Match 头 (If-Match is required)",
     429: "请求过多，见 Retry-After (throttled; see Retry-After)",
     503: "依赖的服务不可用 (a component is unavailable)",
@@ -325,7 +345,12 @@ _DESCRIPTIONS = {
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the problem responses an operation may answer."""
+    """OpenAPI entries for the problem responses an operation may answer.
+
+    An operation that may refuse its input (400) may also refuse it by a rule (422); one that
+    takes a body (413) also refuses a body that is not JSON (415)."""
+    implied = {400: 422, 413: 415}
+    statuses = tuple(sorted({*statuses, *(implied[s] for s in statuses if s in implied)}))
     return {
         status: ResponseSpec(
             data_container=Problem,

@@ -1,5 +1,8 @@
 """Checks every request's input passes before a route sees it.
 
+A JSON body must come as JSON: any other content type is refused with 415, so that a body is
+never read as something its sender did not say it was.
+
 PostgreSQL text cannot hold a NUL character, bytes that are not UTF-8 are not text, and JSON
 nested hundreds of levels deep exists only to exhaust a parser. Each is refused here as invalid
 input, a 400 naming the field, so that no route has to remember the check and none of it reaches
@@ -14,7 +17,8 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from litestar import Request
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 # emall's bodies nest a few levels (an order's lines, an offer's specs); 32 leaves room
 MAX_JSON_DEPTH = 32
@@ -52,10 +56,32 @@ def _check_json(value: Any) -> None:
             stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
 
 
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def require_media_type(request: Request[Any, Any, Any], allowed: tuple[str, ...]) -> str:
+    """The request's media type, which must be one of ``allowed``; else 415 naming them."""
+    media_type = request.content_type[0].lower()
+    if media_type in allowed:
+        return media_type
+    sent = media_type or "(none)"
+    raise HTTPException(
+        status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        detail=f"不支持的内容类型 {sent}，请求体须为 {' 或 '.join(allowed)} "
+        f"(unsupported media type {sent}: send the body as {' or '.join(allowed)})",
+    )
+
+
 class CheckedRequest(Request[Any, Any, Any]):
-    """Litestar's request, with its JSON body checked as it is decoded."""
+    """Litestar's request, with its JSON body checked as it is decoded: it must be sent as
+    JSON, hold no NUL and not nest too deep."""
 
     async def json(self) -> Any:
+        if not _is_json(self.content_type[0].lower()):
+            require_media_type(self, ("application/json",))
         try:
             value = await super().json()
         except UnicodeDecodeError:

@@ -211,7 +211,7 @@ async def test_sale_right_bad_input(client: AsyncTestClient[Litestar], pool: Poo
         params={"region_code": "999999"},
         headers=headers,
     )
-    assert unknown.status_code == 400 and unknown.json()["errors"][0]["field"] == "region_code"
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "region_code"
     missing = await client.get(f"/api/v1/organisations/{supplier}/sale-right", headers=headers)
     assert missing.status_code == 400 and "region_code" in missing.text
     agency = await org_id(pool, "内江市教育局")
@@ -379,7 +379,7 @@ async def test_bans_are_managed_by_the_regions_operator(
         headers=zg_operator,
     )
     assert (
-        not_supplier.status_code == 400
+        not_supplier.status_code == 422
         and not_supplier.json()["errors"][0]["field"] == "supplier_id"
     )
     ends = (datetime.now(UTC) + timedelta(days=30)).isoformat()

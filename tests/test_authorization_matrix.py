@@ -23,6 +23,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -63,6 +64,7 @@ class Request:
     path: str
     json: Any = None
     params: dict[str, str] | None = None
+    content_type: str | None = None  # JSON Lines: json is the one row of the file
 
 
 Builder = Callable[[Pool], Awaitable[Request]]
@@ -516,7 +518,7 @@ def _with_params(inner: Builder, params: dict[str, str]) -> Builder:
 
 
 def import_upload() -> Builder:
-    """A one-row JSON Lines file (JSON body): each supplier imports into its own catalogue."""
+    """A one-row JSON Lines file: each supplier imports into its own catalogue."""
 
     async def build(pool: Pool) -> Request:
         row = {
@@ -532,7 +534,7 @@ def import_upload() -> Builder:
             "stock": 1,
             "delivery": [{"region_code": "511000", "delivery_days": 2}],
         }
-        return Request("POST", "/api/v1/imports", row, {"format": "jsonl"})
+        return Request("POST", "/api/v1/imports", row, {"format": "jsonl"}, "application/x-ndjson")
 
     return build
 
@@ -1485,9 +1487,18 @@ def _classify(status: int) -> str:
 async def _call(
     client: AsyncTestClient[Litestar], request: Request, headers: dict[str, str]
 ) -> int:
-    response = await client.request(
-        request.method, request.path, json=request.json, params=request.params, headers=headers
-    )
+    if request.content_type is not None:
+        response = await client.request(
+            request.method,
+            request.path,
+            content=msgspec.json.encode(request.json) + b"\n",
+            params=request.params,
+            headers={**headers, "Content-Type": request.content_type},
+        )
+    else:
+        response = await client.request(
+            request.method, request.path, json=request.json, params=request.params, headers=headers
+        )
     assert response.status_code < 500, (
         f"{request.method} {request.path}: {response.status_code} {response.text}"
     )

@@ -206,13 +206,13 @@ async def test_invalid_input_names_the_field(client: AsyncTestClient[Litestar], 
     assert source.status_code == 400
     assert [e["field"] for e in source.json()["errors"]] == ["funding_source"]
     blank = await client.post(URL, json=_body(name="   "), headers=admin)
-    assert blank.status_code == 400
+    assert blank.status_code == 422  # well-formed, but only blanks: a rule refuses it
     assert [e["field"] for e in blank.json()["errors"]] == ["name"]
     line = await _create(client, pool)
     zero = await client.post(
         f"{URL}/{line['id']}/adjust", json={"delta_fen": 0, "note": "无"}, headers=admin
     )
-    assert zero.status_code == 400
+    assert zero.status_code == 422
     assert [e["field"] for e in zero.json()["errors"]] == ["delta_fen"]
     assert (await _line(pool, line["id"]))["version"] == 1
 

@@ -246,14 +246,14 @@ async def test_bad_filters_are_400_naming_the_field(client: AsyncTestClient[Lite
         assert response.status_code == 400, (level, response.text)
         assert any("level" in f for f in _fields(response))
     parent = await client.get("/api/v1/categories", params={"parent_code": "A99999999"})
-    assert parent.status_code == 400
+    assert parent.status_code == 422  # well-formed, but no such category
     assert _fields(parent) == ["parent_code"]
     leaf = await client.get("/api/v1/categories", params={"leaf": "maybe"})
     assert leaf.status_code == 400
     assert any("leaf" in f for f in _fields(leaf))
     cursor = await client.get("/api/v1/categories", params={"cursor": "not-a-cursor!"})
     assert cursor.status_code == 400
-    assert _fields(cursor) == ["cursor"]
+    assert _fields(cursor) == ["query.cursor"]
 
 
 async def test_children_walk_every_page_with_limit_7(client: AsyncTestClient[Litestar]) -> None:
@@ -464,7 +464,10 @@ async def test_list_templates(client: AsyncTestClient[Litestar], pool: Pool) -> 
     assert all(t["version"] == 1 and len(t["attributes"]) == 5 for t in ours.values())
     bad = await client.get("/api/v1/templates", params={"cursor": "%%%"})
     assert bad.status_code == 400
-    assert _fields(bad) == ["cursor"]
+    assert _fields(bad) == ["query.cursor"]
+    forged = await client.get("/api/v1/templates", params={"cursor": "bm90IGpzb24"})
+    assert forged.status_code == 422
+    assert _fields(forged) == ["cursor"]
 
 
 async def test_template_refusals_name_the_field(
@@ -476,7 +479,7 @@ async def test_template_refusals_name_the_field(
     branch = await client.put(
         "/api/v1/categories/A02010100/template", json=_desktop_template(), headers=operator
     )
-    assert branch.status_code == 400, branch.text
+    assert branch.status_code == 422, branch.text
     assert _fields(branch) == ["category_code"]
     assert "末级品目" in branch.json()["errors"][0]["reason"]
 
@@ -512,9 +515,9 @@ async def test_template_refusals_name_the_field(
             ["attributes[3].allowed_values", "attributes[3].min"],
         ),
     ]
-    for body, fields in cases:
+    for body, fields in cases:  # each well-formed, each refused by a rule of templates
         response = await client.put(TEMPLATE_PATH, json=body, headers=operator)
-        assert response.status_code == 400, (fields, response.text)
+        assert response.status_code == 422, (fields, response.text)
         assert _fields(response) == fields, response.text
 
     # refused by the types alone

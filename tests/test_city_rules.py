@@ -154,13 +154,13 @@ async def test_only_the_regions_operator_adds_versions(
 async def test_refused_versions(client: AsyncTestClient[Litestar], pool: Pool) -> None:
     operator = await token_for(pool, "nj_operator")
     retroactive = await add(client, operator, today() - timedelta(days=1))
-    assert retroactive.status_code == 400
+    assert retroactive.status_code == 422
     assert [e["field"] for e in retroactive.json()["errors"]] == ["effective_from"]
 
     above = await add(
         client, operator, today(), ceiling_fen=1_000_000, approval_threshold_fen=1_000_001
     )
-    assert above.status_code == 400
+    assert above.status_code == 422
     assert [e["field"] for e in above.json()["errors"]] == ["approval_threshold_fen"]
     equal = await add(
         client, operator, today(), ceiling_fen=1_000_000, approval_threshold_fen=1_000_000
@@ -182,7 +182,7 @@ async def test_refused_versions(client: AsyncTestClient[Litestar], pool: Pool) -
         response = await add(client, operator, today() + timedelta(days=5), **bad)
         assert response.status_code == 400, (bad, response.text)
     unknown_region = await add(client, operator, today(), region="519999")
-    assert unknown_region.status_code == 400
+    assert unknown_region.status_code == 422
     assert [e["field"] for e in unknown_region.json()["errors"]] == ["region_code"]
     bad_path = await client.get("/api/v1/city-rules/51100", headers=operator)
     assert bad_path.status_code == 400

@@ -161,7 +161,7 @@ async def test_only_admins_create_keys_and_keys_hold_no_extra_roles(
     too_much = await client.post(
         "/api/v1/api-keys", json={"name": "x", "roles": ["platform_admin"]}, headers=admin
     )
-    assert too_much.status_code == 400
+    assert too_much.status_code == 422
     assert too_much.json()["errors"][0]["field"] == "roles"
 
 

@@ -409,7 +409,8 @@ async def test_file_level_refusals(client: AsyncTestClient[Litestar], pool: Pool
     headers = await token_for(pool, "nj_supplier_admin")
     jobs_before = await pool.fetchval("select count(*) from import_jobs")
 
-    async def refused(content: bytes, status: int = 400, **kwargs: Any) -> dict[str, Any]:
+    # the body is a file the document cannot describe further: its refusals are rules (422)
+    async def refused(content: bytes, status: int = 422, **kwargs: Any) -> dict[str, Any]:
         response = await upload(client, headers, content, **kwargs)
         assert response.status_code == status, response.text
         assert response.headers["content-type"].startswith("application/problem+json")
@@ -433,7 +434,14 @@ async def test_file_level_refusals(client: AsyncTestClient[Litestar], pool: Pool
     response = await client.post(
         "/api/v1/imports", content=b"{}\n", headers={**headers, "Content-Type": "text/plain"}
     )
-    assert response.status_code == 400
+    assert response.status_code == 415  # not one of the upload's content types
+    assert response.headers["content-type"].startswith("application/problem+json")
+    response = await client.post(
+        "/api/v1/imports",
+        content=b"{}\n",
+        headers={**headers, "Content-Type": "application/octet-stream"},
+    )
+    assert response.status_code == 422  # bytes, but neither format nor a filename says which
     assert response.json()["errors"][0]["field"] == "format"
     assert await pool.fetchval("select count(*) from import_jobs") == jobs_before
 

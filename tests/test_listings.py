@@ -95,7 +95,7 @@ async def test_products_leaf_only_and_duplicates_proposed(
         json={"category_code": COMPUTERS, "brand": "联想", "model": "X", "title": "计算机"},
         headers=supplier,
     )
-    assert not_leaf.status_code == 400 and not_leaf.json()["errors"][0]["field"] == "category_code"
+    assert not_leaf.status_code == 422 and not_leaf.json()["errors"][0]["field"] == "category_code"
     buyer = await client.post(
         "/api/v1/products",
         json={"category_code": PC, "brand": "联想", "model": "Y", "title": "采购人建商品"},
@@ -121,11 +121,11 @@ async def test_offer_input_is_checked_field_by_field(
         json=offer_body(product, "A", price=700_000, reference_price_fen=600_000),
         headers=supplier,
     )
-    assert above.status_code == 400 and above.json()["errors"][0]["field"] == "price_fen"
+    assert above.status_code == 422 and above.json()["errors"][0]["field"] == "price_fen"
     unknown = offer_body(product, "B", delivery=[{"region_code": "999999", "delivery_days": 2}])
     response = await client.post("/api/v1/offers", json=unknown, headers=supplier)
     assert (
-        response.status_code == 400
+        response.status_code == 422
         and response.json()["errors"][0]["field"] == "delivery[0].region_code"
     )
     negative = await client.post(

@@ -243,7 +243,7 @@ async def test_settlement_must_match_the_accepted_amount(
         "settle",
         {"amount_fen": 1, "paid_on": "2026-11-30", "reference": "x"},
     )
-    assert wrong.status_code == 400 and wrong.json()["errors"][0]["field"] == "amount_fen"
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "amount_fen"
     right = await act(
         client,
         pool,

@@ -126,7 +126,7 @@ async def test_directory_refuses_bad_parameters(client: AsyncTestClient[Litestar
     assert (await client.get(BASE)).status_code == 401
     headers = await login(client, "nj_buyer")
     region = await client.get(BASE, params={"region_code": "999999"}, headers=headers)
-    assert region.status_code == 400
+    assert region.status_code == 422  # well-formed, but no such region
     assert _fields(region) == ["region_code"]
     kind = await client.get(BASE, params={"kind": "bank"}, headers=headers)
     assert kind.status_code == 400
@@ -136,7 +136,7 @@ async def test_directory_refuses_bad_parameters(client: AsyncTestClient[Litestar
         assert response.status_code == 400
         assert any("limit" in f for f in _fields(response))
     cursor = await client.get(BASE, params={"cursor": "garbage"}, headers=headers)
-    assert cursor.status_code == 400
+    assert cursor.status_code == 422
     assert _fields(cursor) == ["cursor"]
 
 
@@ -217,19 +217,19 @@ async def test_uscc_is_checked(client: AsyncTestClient[Litestar], pool: Pool) ->
     for index in (0, 4, 10, 17):
         bad = _supplier("内江错码公司", "511000", 3, uscc=_one_char_changed(valid, index))
         response = await client.post(BASE, json=bad, headers=operator)
-        assert response.status_code == 400, (index, response.text)
+        assert response.status_code == 422, (index, response.text)
         assert _fields(response) == ["uscc"]
 
     missing = _supplier("内江无码公司", "511000", 4)
     del missing["uscc"]
     response = await client.post(BASE, json=missing, headers=operator)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert _fields(response) == ["uscc"]
     null = await client.post(BASE, json={**missing, "uscc": None}, headers=operator)
-    assert null.status_code == 400
+    assert null.status_code == 422
     assert _fields(null) == ["uscc"]
     short = await client.post(BASE, json={**missing, "uscc": valid[:17]}, headers=operator)
-    assert short.status_code == 400
+    assert short.status_code == 422  # normalised first (blanks, case), then checked
     assert _fields(short) == ["uscc"]
 
     assert await pool.fetchval("select count(*) from organisations") == before
@@ -283,18 +283,18 @@ async def test_who_may_register_where(client: AsyncTestClient[Litestar], pool: P
         json={"kind": "operator", "name": "内江另一交易中心", "region_code": "511000"},
         headers=nj,
     )
-    assert operator_org.status_code == 400
+    assert operator_org.status_code == 422
     assert _fields(operator_org) == ["kind"]
     platform_org = await client.post(
         BASE,
         json={"kind": "platform", "name": "另一平台", "region_code": "511000"},
         headers=nj,
     )
-    assert platform_org.status_code == 400
+    assert platform_org.status_code == 422
     assert _fields(platform_org) == ["kind"]
 
     unknown = await client.post(BASE, json=_supplier("无地区公司", "999999", 10), headers=nj)
-    assert unknown.status_code == 400
+    assert unknown.status_code == 422
     assert _fields(unknown) == ["region_code"]
 
     for username in ("nj_buyer", "nj_agency_admin", "nj_supplier_admin", "nj_auditor"):
@@ -460,7 +460,7 @@ async def test_owner_keeps_contacts_which_others_cannot_see(
     second = await client.post(url, json={"name": "李四", "email": "li@example.com"}, headers=owner)
     assert second.status_code == 201
     unreachable = await client.post(url, json={"name": "王五"}, headers=owner)
-    assert unreachable.status_code == 400
+    assert unreachable.status_code == 422
     assert _fields(unreachable) == ["phone"]
 
     listed = await client.get(url, headers=owner)
@@ -556,7 +556,7 @@ async def test_qualifications_and_who_may_read_them(
         },
         headers=owner,
     )
-    assert backwards.status_code == 400
+    assert backwards.status_code == 422
     assert _fields(backwards) == ["valid_until"]
 
     listed = await client.get(url, headers=owner)

@@ -179,7 +179,7 @@ async def test_bad_filters_are_400_naming_the_field(client: AsyncTestClient[Lite
     assert any("level" in f for f in _fields(level))
 
     parent = await client.get("/api/v1/regions", params={"parent_code": "999999"})
-    assert parent.status_code == 400
+    assert parent.status_code == 422  # well-formed, but no such region
     assert _fields(parent) == ["parent_code"]
 
 
@@ -207,13 +207,18 @@ async def test_invalid_limit_is_400_naming_limit(client: AsyncTestClient[Litesta
 
 
 async def test_bad_cursor_is_400_naming_cursor(client: AsyncTestClient[Litestar]) -> None:
-    for cursor in ("not-a-cursor!", "bm90IGpzb24", encode_cursor(5), encode_cursor("a", "b")):
+    # not base64url: the document refuses it (400)
+    malformed = await client.get("/api/v1/regions", params={"cursor": "not-a-cursor!"})
+    assert malformed.status_code == 400, malformed.text
+    assert _fields(malformed) == ["query.cursor"]
+    # base64url, but not a cursor this server wrote (422)
+    for cursor in ("bm90IGpzb24", encode_cursor(5), encode_cursor("a", "b")):
         response = await client.get("/api/v1/regions", params={"cursor": cursor})
-        assert response.status_code == 400, (cursor, response.text)
+        assert response.status_code == 422, (cursor, response.text)
         assert _fields(response) == ["cursor"]
     children = await client.get("/api/v1/regions/511000/children", params={"cursor": "%%%"})
     assert children.status_code == 400
-    assert _fields(children) == ["cursor"]
+    assert _fields(children) == ["query.cursor"]
 
 
 async def test_like_wildcards_are_literal(client: AsyncTestClient[Litestar]) -> None:

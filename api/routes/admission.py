@@ -7,7 +7,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody
 
 from api.deps import AUTH, DB
-from api.params import DEFAULT_LIMIT, IdFilter, PageCursor, PageLimit, PathId
+from api.params import DEFAULT_LIMIT, IdFilter, PageCursor, PageLimit, PathId, RegionFilter
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.admission import bans, service
@@ -43,7 +43,7 @@ class AdmissionController(Controller):
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         status: FromQuery[AdmissionStatus | None] = None,
-        region_code: FromQuery[str | None] = None,
+        region_code: RegionFilter = None,
         supplier_id: IdFilter = None,
         cursor: PageCursor = None,
         limit: PageLimit = DEFAULT_LIMIT,
@@ -173,7 +173,7 @@ class BanController(Controller):
         self,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
-        region_code: FromQuery[str | None] = None,
+        region_code: RegionFilter = None,
         supplier_id: IdFilter = None,
         active: FromQuery[bool | None] = None,
         cursor: PageCursor = None,

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from api.deps import AUTH, DB
-from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
+from api.params import DEFAULT_LIMIT, PageCursor, PageLimit, PathId
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.budgets import service
@@ -72,7 +72,7 @@ class BudgetLineController(Controller):
     )
     async def get_line(
         self,
-        line_id: FromPath[int],
+        line_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> BudgetLineRead:
@@ -88,7 +88,7 @@ class BudgetLineController(Controller):
     )
     async def adjust_line(
         self,
-        line_id: FromPath[int],
+        line_id: PathId,
         data: JSONBody[BudgetAdjust],
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
@@ -106,7 +106,7 @@ class BudgetLineController(Controller):
     )
     async def list_ledger(
         self,
-        line_id: FromPath[int],
+        line_id: PathId,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         cursor: PageCursor = None,

@@ -14,7 +14,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from api.deps import AUTH, DB
-from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
+from api.params import DEFAULT_LIMIT, CategoryFilter, PageCursor, PageLimit, TextFilter
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.catalogue import service, templates
@@ -28,8 +28,9 @@ from emall.catalogue.models import (
 from emall.db.pool import Connection
 from emall.identity.models import Principal
 from emall.pagination import Page
+from emall.structs import CATEGORY_CODE
 
-_CODE_PATTERN = r"^[ABC][0-9]{8}$"
+_CODE_PATTERN = CATEGORY_CODE
 
 # A malformed code is a 400 naming ``code``; a well-formed unknown one is a 404.
 CategoryCodePath = Annotated[
@@ -64,9 +65,9 @@ class CategoryController(Controller):
     async def list_categories(
         self,
         state: State,
-        q: FromQuery[str | None] = None,
+        q: TextFilter = None,
         level: CategoryLevel = None,
-        parent_code: FromQuery[str | None] = None,
+        parent_code: CategoryFilter = None,
         leaf: FromQuery[bool | None] = None,
         cursor: PageCursor = None,
         limit: PageLimit = DEFAULT_LIMIT,

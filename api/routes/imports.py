@@ -12,12 +12,20 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 from litestar.params import QueryParameter
 
 from api.deps import AUTH, DB
 from api.params import DEFAULT_LIMIT, PageCursor, PageLimit, PathId
 from api.problems import PROBLEM_JSON, Problem, problem_responses
+from api.request_checks import require_media_type
 from api.routes.identity import SECURITY
 from emall.db.pool import Connection, Pool
 from emall.errors import ValidationFailed
@@ -25,6 +33,7 @@ from emall.identity.models import Principal
 from emall.imports import jobs
 from emall.imports.models import MAX_FILE_BYTES, MAX_ROWS, ImportFormat, ImportJobRead
 from emall.pagination import Page
+from emall.structs import NO_NUL
 
 UPLOAD_MEDIA_TYPES = (
     "text/csv",
@@ -52,7 +61,9 @@ FormatQuery = Annotated[
 ]
 FilenameQuery = Annotated[
     str | None,
-    QueryParameter(max_length=255, description="the uploaded file's name, kept with the job"),
+    QueryParameter(
+        max_length=255, pattern=NO_NUL, description="the uploaded file's name, kept with the job"
+    ),
 ]
 
 
@@ -61,8 +72,10 @@ class _UploadOperation(Operation):
     """The upload's body is the file itself, which the handler reads raw."""
 
     def __post_init__(self) -> None:
+        # the bytes of the file: a client sends them as they are (format binary)
         file_schema = Schema(
             type=OpenAPIType.STRING,
+            format=OpenAPIFormat.BINARY,
             description=(
                 "The file, UTF-8: JSON Lines (one OfferRow object per line) or CSV with a header "
                 "of OfferRow fields (specs as a JSON object, delivery as 511000:2;510300:4, "
@@ -105,7 +118,7 @@ class ImportController(Controller):
         request_max_body_size=MAX_FILE_BYTES,
         operation_class=_UploadOperation,
         responses={
-            **problem_responses(400, 401, 403),
+            **problem_responses(400, 401, 403, 415),
             413: ResponseSpec(
                 data_container=Problem,
                 description=_TOO_LARGE_REASON,
@@ -132,11 +145,12 @@ class ImportController(Controller):
         reported with their row number and field and the valid rows are still saved. A file
         that is not UTF-8 or breaks the limits is refused at once (400 naming ``file``; over
         50 MB: 413)."""
+        media_type = require_media_type(request, UPLOAD_MEDIA_TYPES)
         try:
             content = await request.body()
         except RequestEntityTooLarge:
             raise RequestEntityTooLarge(detail=_TOO_LARGE_REASON) from None
-        chosen = _format_of(format, filename, request.headers.get("content-type", ""))
+        chosen = _format_of(format, filename, media_type)
         job = await jobs.create_job(conn, principal, fmt=chosen, filename=filename, content=content)
         pool: Pool = state.pool
         return Response(

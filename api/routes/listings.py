@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from litestar import Controller, Response, get, patch, post, put
 from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 from litestar.params import FromQuery, HeaderParameter, JSONBody, PathParameter
 
 from api.deps import AUTH, DB
-from api.params import DEFAULT_LIMIT, IdFilter, PageCursor, PageLimit, PathId
+from api.params import (
+    DEFAULT_LIMIT,
+    CategoryFilter,
+    IdFilter,
+    PageCursor,
+    PageLimit,
+    PathId,
+    TextFilter,
+)
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.admission.models import Reason
@@ -34,13 +44,30 @@ from emall.listings.price_models import (
     PriceStats,
 )
 from emall.pagination import Page
+from emall.structs import CATEGORY_CODE, NO_NUL, REGION_CODE
 
 IfMatch = Annotated[
     str | None,
-    HeaderParameter(name="If-Match", description="the offer's ETag, from GET or the last change"),
+    HeaderParameter(
+        name="If-Match",
+        pattern=NO_NUL,
+        description="the offer's ETag, from GET or the last change (required: without it 428)",
+    ),
 ]
-CategoryPath = Annotated[str, PathParameter(pattern=r"^[ABC][0-9]{8}$", examples=None)]
-RegionPath = Annotated[str, PathParameter(pattern=r"^[0-9]{6}$")]
+CategoryPath = Annotated[str, PathParameter(pattern=CATEGORY_CODE, examples=None)]
+RegionPath = Annotated[str, PathParameter(pattern=REGION_CODE)]
+
+
+@dataclass
+class _ConditionalOperation(Operation):
+    """A change that needs If-Match. The handler takes it as optional, so that a request
+    without it is answered 428 with the current ETag; the document states it as required."""
+
+    def __post_init__(self) -> None:
+        for parameter in self.parameters or []:
+            if isinstance(parameter, Parameter) and parameter.name == "If-Match":
+                parameter.required = True
+                parameter.schema = Schema(type=OpenAPIType.STRING, min_length=1, pattern=NO_NUL)
 
 
 def _with_etag(offer: OfferRead, status_code: int = 200) -> Response[OfferRead]:
@@ -60,9 +87,9 @@ class ProductController(Controller):
         self,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
-        category_code: FromQuery[str | None] = None,
-        brand: FromQuery[str | None] = None,
-        q: FromQuery[str | None] = None,
+        category_code: CategoryFilter = None,
+        brand: TextFilter = None,
+        q: TextFilter = None,
         cursor: PageCursor = None,
         limit: PageLimit = DEFAULT_LIMIT,
     ) -> Page[ProductRead]:
@@ -123,9 +150,9 @@ class OfferController(Controller):
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         status: FromQuery[OfferStatus | None] = None,
-        category_code: FromQuery[str | None] = None,
+        category_code: CategoryFilter = None,
         supplier_id: IdFilter = None,
-        q: FromQuery[str | None] = None,
+        q: TextFilter = None,
         cursor: PageCursor = None,
         limit: PageLimit = DEFAULT_LIMIT,
     ) -> Page[OfferRead]:
@@ -180,6 +207,7 @@ class OfferController(Controller):
         operation_id="updateOffer",
         summary="Change an offer",
         responses=problem_responses(400, 401, 403, 404, 412, 428, 413),
+        operation_class=_ConditionalOperation,
     )
     async def update_offer(
         self,

@@ -34,6 +34,7 @@ from emall.ordering.models import (
     SupplierScore,
 )
 from emall.pagination import Page
+from emall.structs import REGION_CODE
 
 
 class CartController(Controller):
@@ -130,7 +131,7 @@ class OrderController(Controller):
         supplier_id: IdFilter = None,
         region_code: Annotated[
             str | None,
-            QueryParameter(pattern=r"^[0-9]{6}$", description="a region and everything under it"),
+            QueryParameter(pattern=REGION_CODE, description="a region and everything under it"),
         ] = None,
         overdue: FromQuery[bool] = False,
         created_from: FromQuery[date | None] = None,

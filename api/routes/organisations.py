@@ -7,7 +7,15 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody
 
 from api.deps import AUTH, DB
-from api.params import DEFAULT_LIMIT, PageCursor, PageLimit, PathId
+from api.params import (
+    DEFAULT_LIMIT,
+    PageCursor,
+    PageLimit,
+    PathId,
+    RegionCodeQuery,
+    RegionFilter,
+    TextFilter,
+)
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.admission.models import SaleRight
@@ -43,8 +51,8 @@ class OrganisationController(Controller):
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         kind: FromQuery[OrganisationKind | None] = None,
-        region_code: FromQuery[str | None] = None,
-        q: FromQuery[str | None] = None,
+        region_code: RegionFilter = None,
+        q: TextFilter = None,
         cursor: PageCursor = None,
         limit: PageLimit = DEFAULT_LIMIT,
     ) -> Page[OrganisationRead]:
@@ -202,7 +210,7 @@ class OrganisationController(Controller):
     async def get_sale_right(
         self,
         organisation_id: PathId,
-        region_code: FromQuery[str],
+        region_code: RegionCodeQuery,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> SaleRight:

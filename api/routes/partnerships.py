@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody
 
 from api.deps import AUTH, DB
-from api.params import DEFAULT_LIMIT, PageCursor, PageLimit, PathId
+from api.params import DEFAULT_LIMIT, PageCursor, PageLimit, PathId, RegionFilter
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from api.routes.regions import RegionCodePath
@@ -42,7 +42,7 @@ class PartnershipController(Controller):
         self,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
-        region_code: FromQuery[str | None] = None,
+        region_code: RegionFilter = None,
         active_on: FromQuery[date | None] = None,
         cursor: PageCursor = None,
         limit: PageLimit = DEFAULT_LIMIT,

@@ -8,15 +8,16 @@ from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.params import FromQuery, PathParameter
 
-from api.params import DEFAULT_LIMIT, PageCursor, PageLimit
+from api.params import DEFAULT_LIMIT, PageCursor, PageLimit, RegionFilter, TextFilter
 from api.problems import problem_responses
 from emall.pagination import Page
 from emall.regions import service
 from emall.regions.models import RegionDetail, RegionLevel, RegionRead
+from emall.structs import REGION_CODE
 
 # A malformed code is a 400 naming ``code``; a well-formed unknown one is a 404.
 RegionCodePath = Annotated[
-    str, PathParameter(pattern=r"^[0-9]{6}$", description="6-digit code, e.g. 511000")
+    str, PathParameter(pattern=REGION_CODE, description="6-digit code, e.g. 511000")
 ]
 
 
@@ -28,9 +29,9 @@ class RegionController(Controller):
     async def list_regions(
         self,
         state: State,
-        q: FromQuery[str | None] = None,
+        q: TextFilter = None,
         level: FromQuery[RegionLevel | None] = None,
-        parent_code: FromQuery[str | None] = None,
+        parent_code: RegionFilter = None,
         cursor: PageCursor = None,
         limit: PageLimit = DEFAULT_LIMIT,
     ) -> Page[RegionRead]:

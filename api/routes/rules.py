@@ -17,9 +17,10 @@ from emall.db.pool import Connection
 from emall.identity.models import Principal
 from emall.rules import service
 from emall.rules.models import CityRuleCreate, CityRuleRead
+from emall.structs import REGION_CODE
 
 RegionPath = Annotated[
-    str, PathParameter(pattern=r"^[0-9]{6}$", description="6-digit code, e.g. 511000")
+    str, PathParameter(pattern=REGION_CODE, description="6-digit code, e.g. 511000")
 ]
 OnDate = Annotated[
     date | None,

@@ -19,12 +19,14 @@ from emall.search import query
 from emall.search.index import index_uid
 from emall.search.models import MAX_QUERY_LENGTH, SearchRequest, SearchResult, Sort, Suggestions
 from emall.settings import Settings
-from emall.structs import Struct
+from emall.structs import CATEGORY_CODE, NO_NUL, REGION_CODE, Struct
 
 Q = Annotated[
     str,
     QueryParameter(
-        max_length=MAX_QUERY_LENGTH, description="Chinese, pinyin, initials or a model number"
+        max_length=MAX_QUERY_LENGTH,
+        pattern=NO_NUL,
+        description="Chinese, pinyin, initials or a model number",
     ),
 ]
 
@@ -58,15 +60,15 @@ class SearchController(Controller):
         q: Q = "",
         category: Annotated[
             str | None,
-            QueryParameter(pattern=r"^[ABC][0-9]{8}$", description="a category code at any level"),
+            QueryParameter(pattern=CATEGORY_CODE, description="a category code at any level"),
         ] = None,
-        brand: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        brand: Annotated[str | None, QueryParameter(max_length=100, pattern=NO_NUL)] = None,
         policy_tag: Annotated[
             list[PolicyTag] | None, QueryParameter(description="repeat for several (all must hold)")
         ] = None,
         price_min: Annotated[int | None, QueryParameter(ge=0, le=9_000_000_000_000_000)] = None,
         price_max: Annotated[int | None, QueryParameter(ge=0, le=9_000_000_000_000_000)] = None,
-        delivery_region: Annotated[str | None, QueryParameter(pattern=r"^[0-9]{6}$")] = None,
+        delivery_region: Annotated[str | None, QueryParameter(pattern=REGION_CODE)] = None,
         sort: Annotated[Sort, QueryParameter()] = "relevance",
         page: Annotated[int, QueryParameter(ge=1, le=100)] = 1,
         page_size: Annotated[int, QueryParameter(ge=1, le=100)] = 20,

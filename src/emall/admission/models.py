@@ -7,11 +7,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from emall.structs import Id, Struct
+from emall.structs import Id, ReasonText, RegionCode, Struct
+from emall.structs import Reason as Reason  # one Reason for every refusal: one schema
 
 AdmissionStatus = Literal["pending", "approved", "rejected", "revoked", "withdrawn", "expired"]
-RegionCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$", examples=["511000"])]
-ReasonText = Annotated[str, msgspec.Meta(min_length=2, max_length=1000)]
 
 
 class AdmissionApply(Struct):
@@ -22,10 +21,6 @@ class AdmissionApply(Struct):
 class AdmissionApprove(Struct):
     valid_from: date | None = None  # default: today
     valid_until: date | None = None  # default: open-ended
-
-
-class Reason(Struct):
-    reason: ReasonText
 
 
 class AdmissionRead(Struct):

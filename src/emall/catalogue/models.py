@@ -9,7 +9,6 @@ import msgspec
 
 from emall.structs import Struct
 
-CategoryCode = Annotated[str, msgspec.Meta(pattern=r"^[ABC][0-9]{8}$", examples=["A02010105"])]
 AttributeType = Literal["text", "integer", "decimal", "boolean", "enum"]
 
 # (?![\s\S]) is "end of text" in Python and ECMA regexes alike; "$" would also let a trailing

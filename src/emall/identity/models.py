@@ -34,7 +34,6 @@ ADMIN_ROLES = frozenset(
 )
 
 AuthMethod = Literal["token", "api_key"]
-RegionCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$", examples=["511000"])]
 Username = Annotated[
     str,
     msgspec.Meta(

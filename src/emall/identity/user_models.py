@@ -11,14 +11,14 @@ from typing import Annotated
 import msgspec
 
 from emall.identity.models import Role, Username
-from emall.structs import Struct
+from emall.structs import NOT_BLANK, Struct
 
 DisplayName = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
         max_length=100,
-        pattern=r"\S",
+        pattern=NOT_BLANK,
         description="姓名或称呼 (the name shown to others), 1-100 characters",
         examples=["内江市教育局采购员"],
     ),

@@ -10,20 +10,29 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from emall.structs import Id, Struct
+from emall.structs import NO_NUL, URL, CategoryCode, Id, RegionCode, Struct
 
 PolicyTag = Literal[
     "sme", "energy_saving", "environmental_label", "poverty_alleviation", "innovation"
 ]
 OfferStatus = Literal["draft", "submitted", "listed", "rejected", "delisted"]
-CategoryCode = Annotated[str, msgspec.Meta(pattern=r"^[ABC][0-9]{8}$", examples=["A02010105"])]
-RegionCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$", examples=["511000"])]
 Fen = Annotated[
     int, msgspec.Meta(gt=0, le=9_000_000_000_000_000, description="an amount in fen (分)")
 ]
-Url = Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$", max_length=1000)]
-Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
-Specs = dict[str, Any]
+Url = Annotated[str, msgspec.Meta(pattern=URL, max_length=1000)]
+# one line that neither starts nor ends with a blank
+Sku = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\s\x00](?:[^\x00\n]*[^\s\x00])?$"),
+]
+# A flat object of text, numbers and true/false. The category's attribute template, if it has
+# one, says which keys it takes and what each value must be. check_specs refuses each bad value
+# naming its key (a 422), so the values are described for the document rather than decoded as
+# a union, whose errors could not name the key.
+SPEC_VALUE_SCHEMA = {"type": ["string", "number", "boolean"], "pattern": NO_NUL}
+Specs = Annotated[
+    dict[str, Any], msgspec.Meta(extra_json_schema={"additionalProperties": SPEC_VALUE_SCHEMA})
+]
 
 
 class Delivery(Struct):

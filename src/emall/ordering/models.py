@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from emall.structs import Id, Struct
+from emall.structs import Id, RegionCode, Struct
+from emall.structs import Reason as Reason  # one Reason for every refusal: one schema
 
 OrderStatus = Literal[
     "pending_approval",
@@ -22,7 +23,6 @@ OrderStatus = Literal[
     "cancelled",
 ]
 WarningCode = Literal["price_above_median", "splitting"]
-RegionCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
 
 
 class CartItemWrite(Struct):
@@ -102,10 +102,6 @@ class OrderRead(Struct):
     version: int
     created_at: datetime
     updated_at: datetime
-
-
-class Reason(Struct):
-    reason: Annotated[str, msgspec.Meta(min_length=2, max_length=1000)]
 
 
 class ConfirmRequest(Struct):

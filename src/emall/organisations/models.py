@@ -13,15 +13,16 @@ from typing import Annotated, Literal
 import msgspec
 
 from emall.identity.models import OrganisationKind
-from emall.structs import Struct
+from emall.structs import NOT_BLANK, RegionCode, Struct
 
 SmeSize = Literal["large", "medium", "small", "micro"]
 # Names must hold more than blanks (the database checks the trimmed length too).
-OrgName = Annotated[str, msgspec.Meta(min_length=2, max_length=200, pattern=r"\S")]
-RegionCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$", examples=["511000"])]
+OrgName = Annotated[str, msgspec.Meta(min_length=2, max_length=200, pattern=NOT_BLANK)]
 Phone = Annotated[str, msgspec.Meta(pattern=r"^[0-9+\-() ]{5,30}$")]
-Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=200)]
-Text200 = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+Email = Annotated[
+    str, msgspec.Meta(pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$", max_length=200)
+]
+Text200 = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NOT_BLANK)]
 
 
 class FirstAdmin(Struct):
@@ -30,7 +31,7 @@ class FirstAdmin(Struct):
     username: Annotated[
         str, msgspec.Meta(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     ]
-    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]
+    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NOT_BLANK)]
     password: Annotated[str, msgspec.Meta(min_length=10, max_length=256)]
 
 
@@ -67,7 +68,7 @@ class OrganisationRead(Struct):
 
 
 class ContactCreate(Struct):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NOT_BLANK)]
     title: Annotated[str, msgspec.Meta(max_length=100)] | None = None
     phone: Phone | None = None
     email: Email | None = None
@@ -89,7 +90,9 @@ class QualificationCreate(Struct):
     issuer: Text200
     valid_from: date
     valid_until: date | None = None
-    document_url: Annotated[str, msgspec.Meta(pattern=r"^https?://", max_length=1000)] | None = None
+    document_url: (
+        Annotated[str, msgspec.Meta(pattern=r"^https?://[^\x00]*$", max_length=1000)] | None
+    ) = None
 
 
 class QualificationRead(Struct):

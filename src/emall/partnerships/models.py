@@ -12,13 +12,12 @@ from typing import Annotated
 
 import msgspec
 
-from emall.structs import Struct
+from emall.structs import NOT_BLANK, RegionCode, Struct
 
 PartnershipCode = Annotated[
     str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", examples=["neijiang-zigong"])
 ]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]
-RegionCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$", examples=["511000"])]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NOT_BLANK)]
 
 
 class MemberCreate(Struct):

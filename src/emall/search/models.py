@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from emall.listings.models import PolicyTag
-from emall.structs import Struct
+from emall.structs import CATEGORY_CODE, REGION_CODE, Struct
 
 Sort = Literal["relevance", "price_asc", "price_desc", "newest", "sales"]
 MAX_QUERY_LENGTH = 200
@@ -15,12 +15,12 @@ MAX_QUERY_LENGTH = 200
 
 class SearchRequest(Struct):
     q: Annotated[str, msgspec.Meta(max_length=MAX_QUERY_LENGTH)] = ""
-    category: Annotated[str, msgspec.Meta(pattern=r"^[ABC][0-9]{8}$")] | None = None
+    category: Annotated[str, msgspec.Meta(pattern=CATEGORY_CODE)] | None = None
     brand: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
     policy_tags: list[PolicyTag] = []
     price_min: Annotated[int, msgspec.Meta(ge=0, le=9_000_000_000_000_000)] | None = None
     price_max: Annotated[int, msgspec.Meta(ge=0, le=9_000_000_000_000_000)] | None = None
-    delivery_region: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")] | None = None
+    delivery_region: Annotated[str, msgspec.Meta(pattern=REGION_CODE)] | None = None
     sort: Sort = "relevance"
     page: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
     page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
