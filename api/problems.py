@@ -32,6 +32,7 @@ from emall.errors import (
     Conflict,
     EmallError,
     FieldError,
+    MalformedInput,
     NotAuthenticated,
     NotFound,
     PermissionDenied,
@@ -66,7 +67,8 @@ class Problem(msgspec.Struct, omit_defaults=True, kw_only=True):
     components: list[str] | None = None
 
 
-_STATUS: dict[type[EmallError], tuple[int, str]] = {
+_STATUS: dict[type[EmallError], tuple[int, str]] = {  # the first class that matches
+    MalformedInput: (400, "请求有误 (bad request)"),
     ValidationFailed: (422, "不符合业务规则 (unprocessable: refused by a rule)"),
     NotAuthenticated: (401, "需要登录 (not authenticated)"),
     PermissionDenied: (403, "无权操作 (permission denied)"),

@@ -409,7 +409,8 @@ async def test_file_level_refusals(client: AsyncTestClient[Litestar], pool: Pool
     headers = await token_for(pool, "nj_supplier_admin")
     jobs_before = await pool.fetchval("select count(*) from import_jobs")
 
-    # the body is a file the document cannot describe further: its refusals are rules (422)
+    # a body that cannot be read as the file it claims to be is malformed (400); a readable
+    # file that breaks a rule of the import (too many rows, an unknown column) is a 422
     async def refused(content: bytes, status: int = 422, **kwargs: Any) -> dict[str, Any]:
         response = await upload(client, headers, content, **kwargs)
         assert response.status_code == status, response.text
@@ -417,7 +418,7 @@ async def test_file_level_refusals(client: AsyncTestClient[Litestar], pool: Pool
         body: dict[str, Any] = response.json()
         return body
 
-    body = await refused(b'{"supplier_sku": "\xff\xfe"}\n')
+    body = await refused(b'{"supplier_sku": "\xff\xfe"}\n', status=400)
     assert body["errors"][0]["field"] == "file"
     assert "UTF-8" in body["errors"][0]["reason"]
     body = await refused(b"{}\n" * 200_001)

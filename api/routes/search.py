@@ -14,7 +14,8 @@ from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.identity.models import Principal
 from emall.listings.models import PolicyTag
-from emall.outbox.worker import outbox_lag_seconds
+from emall.outbox.handlers import lags as outbox_lags
+from emall.outbox.worker import ConsumerLag
 from emall.search import query
 from emall.search.index import index_uid
 from emall.search.models import MAX_QUERY_LENGTH, SearchRequest, SearchResult, Sort, Suggestions
@@ -32,9 +33,13 @@ Q = Annotated[
 
 
 class SyncStatus(Struct):
+    """Search's own lag (``lag_seconds``, ``pending``, ``parked``: the ``search`` consumer's),
+    and every consumer of the outbox beside it, each on its own."""
+
     lag_seconds: float
     pending: int
     parked: int
+    consumers: list[ConsumerLag]
 
 
 def _uid(state: State) -> str:
@@ -110,13 +115,16 @@ class SearchController(Controller):
         responses=problem_responses(401),
     )
     async def status(self, state: State, principal: NamedDependency[Principal]) -> SyncStatus:
-        """The age of the oldest change not yet applied to search, and the queue's size."""
-        row = await state.pool.fetchrow(
-            "select count(*) filter (where processed_at is null and parked_at is null) as pending, "
-            "count(*) filter (where parked_at is not null) as parked from outbox"
-        )
+        """How far search is behind the catalogue: the age in seconds of the oldest change that
+        is due and not yet searchable, and how many such changes wait or were parked. Every other
+        consumer of the outbox (payment checks, order events, later webhooks and statistics) is
+        listed in ``consumers`` with its own lag, never summed into search's; a consumer named
+        ``unhandled`` would list rows whose topic nothing consumes."""
+        consumers = await outbox_lags(state.pool)
+        mine = next(lag for lag in consumers if lag.consumer == "search")
         return SyncStatus(
-            lag_seconds=await outbox_lag_seconds(state.pool),
-            pending=row["pending"],
-            parked=row["parked"],
+            lag_seconds=mine.lag_seconds,
+            pending=mine.pending,
+            parked=mine.parked,
+            consumers=consumers,
         )

@@ -65,8 +65,8 @@ async def enqueue(
     expiring, a region leaving a partnership)."""
     row_id: int = await conn.fetchval(
         """
-        insert into outbox (topic, aggregate_type, aggregate_id, payload, available_at)
-        values ($1, $2, $3, coalesce($4, '{}'::jsonb), coalesce($5, now()))
+        insert into outbox (topic, aggregate_type, aggregate_id, payload, available_at, due_at)
+        values ($1, $2, $3, coalesce($4, '{}'::jsonb), coalesce($5, now()), coalesce($5, now()))
         returning id
         """,
         topic,

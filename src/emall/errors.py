@@ -44,6 +44,14 @@ class ValidationFailed(EmallError):
         return cls([FieldError(field=field, reason=reason)])
 
 
+class MalformedInput(ValidationFailed):
+    """A body that cannot be read as what it claims to be (a file that is not UTF-8, a CSV the
+    reader cannot parse): the request itself is malformed, as opposed to readable input that a
+    rule refuses. Names the field and the reason like ``ValidationFailed``."""
+
+    code = "malformed_input"
+
+
 class NotAuthenticated(EmallError):
     """No credentials, or credentials that do not identify an active user."""
 

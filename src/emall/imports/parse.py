@@ -36,7 +36,7 @@ from typing import Any
 
 import msgspec
 
-from emall.errors import ValidationFailed
+from emall.errors import FieldError, MalformedInput, ValidationFailed
 from emall.imports.models import FORMATS, MAX_FILE_BYTES, MAX_JSON_DEPTH, MAX_ROWS
 from emall.listings.models import OfferRow
 from emall.structs import FrozenStruct
@@ -67,6 +67,10 @@ def _file_error(reason: str) -> ValidationFailed:
     return ValidationFailed.single("file", reason)
 
 
+def _unreadable(field: str, reason: str) -> MalformedInput:
+    return MalformedInput([FieldError(field=field, reason=reason)])
+
+
 def decode_text(content: bytes) -> str:
     """The file as text: strict UTF-8 without its byte order mark."""
     if len(content) > MAX_FILE_BYTES:
@@ -77,9 +81,10 @@ def decode_text(content: bytes) -> str:
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _file_error(
+        raise _unreadable(
+            "file",
             f"文件不是有效的 UTF-8 编码，请另存为 UTF-8 (the file is not valid UTF-8: "
-            f"byte offset {exc.start})"
+            f"byte offset {exc.start})",
         ) from None
     return text.removeprefix(BOM)
 
@@ -107,7 +112,7 @@ def count_rows(fmt: str, content: bytes) -> int:
         try:
             total = sum(1 for record in reader if any(map(str.strip, record)))
         except csv.Error as exc:
-            raise _file_error(f"CSV 格式有误 (malformed CSV: {exc})") from None
+            raise _unreadable("file", f"CSV 格式有误 (malformed CSV: {exc})") from None
     if total == 0:
         raise _file_error("文件中没有数据行 (the file has no data rows)")
     if total > MAX_ROWS:
@@ -120,12 +125,12 @@ def count_rows(fmt: str, content: bytes) -> int:
 
 def _read_header(reader: Iterator[list[str]]) -> list[str] | None:
     """The header row, or None for an empty file; an unreadable header (a cell longer than the
-    CSV reader's field limit, 131,072 characters) is a ``ValidationFailed`` naming
+    CSV reader's field limit, 131,072 characters) is a ``MalformedInput`` (400) naming
     ``file.header``."""
     try:
         return next(reader, None)
     except csv.Error as exc:
-        raise ValidationFailed.single(
+        raise _unreadable(
             "file.header",
             f"CSV 表头无法读取，列名过长或格式有误 (the header row cannot be read: {exc})",
         ) from None

@@ -17,6 +17,7 @@ from emall.clock import today
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound
 from emall.identity.models import Principal
+from emall.ordering.events import ORDER_FLAG_RESOLVED, ORDER_FLAGGED
 from emall.ordering.models import OrderFlagRead, OrderFlagResolve
 from emall.outbox.worker import OutboxRow
 from emall.pagination import Page, page_args, page_of
@@ -92,7 +93,7 @@ async def flag_overdue(
             )
             await enqueue(
                 conn,
-                topic="order.flagged",
+                topic=ORDER_FLAGGED,
                 aggregate_type="order",
                 aggregate_id=row["order_id"],
                 payload={"flag_id": row["id"], "kind": "overdue"},
@@ -182,7 +183,7 @@ async def resolve_order_flag(
         )
         await enqueue(
             conn,
-            topic="order_flag.resolved",
+            topic=ORDER_FLAG_RESOLVED,
             aggregate_type="order",
             aggregate_id=after.order_id,
             payload={"flag_id": flag_id, "kind": after.kind},

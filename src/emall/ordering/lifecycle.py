@@ -25,6 +25,7 @@ from emall.clock import today
 from emall.db.pool import Connection
 from emall.errors import Conflict, NotFound, ValidationFailed
 from emall.identity.models import Principal
+from emall.ordering.events import ORDER_CHANGED
 from emall.ordering.flags import schedule_payment_check
 from emall.ordering.models import OrderRead, OrderStatus
 from emall.ordering.orders import load_orders, order_resource
@@ -80,7 +81,7 @@ async def _move(
         )
         await enqueue(
             conn,
-            topic="order.changed",
+            topic=ORDER_CHANGED,
             aggregate_type="order",
             aggregate_id=order_id,
             payload={"from": before.status, "to": status},

@@ -9,21 +9,41 @@ import signal
 from meilisearch_python_sdk import AsyncClient
 
 from emall.db.pool import Pool, create_pool
+from emall.ordering.events import ORDER_EVENT_TOPICS, acknowledge
 from emall.ordering.flags import PAYMENT_DUE_TOPIC, payment_due_handler
-from emall.outbox.worker import OutboxWorker
+from emall.outbox.worker import ConsumerLag, Handler, OutboxWorker, consumer_lags
 from emall.search.client import create_search_client
 from emall.search.index import index_uid
-from emall.search.sync import POLICIES, search_handlers
+from emall.search.sync import CHANGE_TOPICS, INDEX_TOPIC, POLICIES, search_handlers
 from emall.settings import Settings
 
 log = logging.getLogger("emall.outbox")
 
 
+SEARCH_TOPICS = (*CHANGE_TOPICS, INDEX_TOPIC)
+# Every topic any feature writes has exactly one consumer here (tests/test_outbox_drains.py
+# checks the code's topics against it). Order events go to search where it uses them, and
+# are otherwise acknowledged until webhooks and statistics consume them.
+CONSUMERS: dict[str, tuple[str, ...]] = {
+    "search": SEARCH_TOPICS,
+    "payment-checks": (PAYMENT_DUE_TOPIC,),
+    "order-events": tuple(topic for topic in ORDER_EVENT_TOPICS if topic not in SEARCH_TOPICS),
+}
+
+
 def build_worker(pool: Pool, search: AsyncClient, settings: Settings) -> OutboxWorker:
-    """The outbox worker with the handlers of search sync (more features register here)."""
-    handlers = search_handlers(search, index_uid(settings.search.index_prefix))
+    """The outbox worker with the handlers of every consumer in ``CONSUMERS``."""
+    handlers: dict[str, Handler] = search_handlers(search, index_uid(settings.search.index_prefix))
     handlers[PAYMENT_DUE_TOPIC] = payment_due_handler
+    for topic in CONSUMERS["order-events"]:
+        handlers[topic] = acknowledge
+    assert set(handlers) == {t for topics in CONSUMERS.values() for t in topics}, handlers
     return OutboxWorker(pool, handlers, policies=POLICIES)
+
+
+async def lags(pool: Pool) -> list[ConsumerLag]:
+    """How far each consumer of ``CONSUMERS`` is behind."""
+    return await consumer_lags(pool, CONSUMERS)
 
 
 async def run_worker_until_stopped(settings: Settings) -> None:

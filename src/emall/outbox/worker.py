@@ -13,7 +13,8 @@ but time: a failed pass is logged and retried at the next poll, and the LISTEN c
 opened again once the server is back (tests/test_drill_pg_restart.py).
 
 Handlers are registered per topic by the features that write outbox rows (``emall.outbox.
-handlers`` assembles them); a topic with no handler is left pending for a worker that has one.
+handlers`` assembles them, grouped into named consumers); a topic with no handler is left
+pending for a worker that has one. ``consumer_lags`` reports each consumer's lag.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import msgspec
 
 from emall.db.pool import Connection, Pool
 
@@ -413,12 +415,69 @@ class OutboxWorker:
                 task.cancel()
 
 
+class ConsumerLag(msgspec.Struct, frozen=True):
+    """How far one consumer of the outbox is behind: ``lag_seconds`` is the age of its oldest
+    row that is due and not yet done (0 when none is), ``pending`` those rows, ``scheduled``
+    rows not due yet (a check queued for a later day), ``parked`` rows it gave up on."""
+
+    consumer: str
+    topics: list[str]
+    lag_seconds: float
+    pending: int
+    scheduled: int
+    parked: int
+
+
+UNHANDLED = "unhandled"
+"""The consumer named for rows whose topic no consumer handles: a defect, shown rather than
+summed into another consumer's lag."""
+
+_LAG_BY_TOPIC = """
+select topic,
+       coalesce(extract(epoch from now() - min(due_at) filter (
+           where parked_at is null and due_at <= now())), 0)::float8 as lag_seconds,
+       count(*) filter (where parked_at is null and due_at <= now()) as pending,
+       count(*) filter (where parked_at is null and due_at > now()) as scheduled,
+       count(*) filter (where parked_at is not null) as parked
+from outbox
+where processed_at is null
+group by topic
+"""
+
+
+async def consumer_lags(
+    conn: Connection | Pool, consumers: Mapping[str, tuple[str, ...]]
+) -> list[ConsumerLag]:
+    """Each consumer's lag (``consumers``: name to its topics), in the mapping's order, and an
+    ``UNHANDLED`` entry when rows of a topic no consumer handles are waiting."""
+    by_topic = {row["topic"]: row for row in await conn.fetch(_LAG_BY_TOPIC)}
+    handled = {topic for topics in consumers.values() for topic in topics}
+    groups = dict(consumers)
+    strays = tuple(sorted(set(by_topic) - handled))
+    if strays:
+        groups[UNHANDLED] = strays
+    lags = []
+    for name, topics in groups.items():
+        rows = [by_topic[topic] for topic in topics if topic in by_topic]
+        lags.append(
+            ConsumerLag(
+                consumer=name,
+                topics=list(topics),
+                lag_seconds=max((row["lag_seconds"] for row in rows), default=0.0),
+                pending=sum(row["pending"] for row in rows),
+                scheduled=sum(row["scheduled"] for row in rows),
+                parked=sum(row["parked"] for row in rows),
+            )
+        )
+    return lags
+
+
 async def outbox_lag_seconds(conn: Connection | Pool) -> float:
-    """Age of the oldest pending row (0 when none is pending)."""
+    """Age of the oldest row that is due and not done, whatever its topic (0 when none is)."""
     lag = await conn.fetchval(
         """
-        select coalesce(extract(epoch from now() - min(created_at)), 0)
-        from outbox where processed_at is null and parked_at is null
+        select coalesce(extract(epoch from now() - min(due_at)), 0)
+        from outbox where processed_at is null and parked_at is null and due_at <= now()
         """
     )
     return float(lag)
