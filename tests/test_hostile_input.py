@@ -352,6 +352,83 @@ async def test_hostile_values_in_every_body_field(
     assert not failures, "\n".join(failures)
 
 
+NOT_JSON = (
+    "text/plain",
+    "application/xml",
+    "text/xml",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "image/png",
+    "",  # none at all
+)
+
+
+async def test_every_json_body_must_be_sent_as_json(
+    client: AsyncTestClient[Litestar], pool: Pool
+) -> None:
+    """A valid JSON body sent as text, XML, a form or an image is refused with 415 (before,
+    every route read it as JSON whatever it was labelled), for every operation with a JSON body;
+    the same body labelled as JSON, with or without its charset, is not."""
+    failures: list[str] = []
+    operations = 0
+    for operation in _json_body_operations():
+        found = await _allowed_request(operation, pool)
+        if found is None:
+            continue
+        request, headers = found
+        operations += 1
+        content = json.dumps(request.json).encode()
+        for media_type in NOT_JSON:
+            response = await client.request(
+                request.method,
+                request.path,
+                content=content,
+                params=request.params,
+                headers={**headers, "Content-Type": media_type},
+            )
+            problem = response.headers.get("content-type", "")
+            if response.status_code != 415 or not problem.startswith("application/problem+json"):
+                failures.append(f"{operation} as {media_type!r}: {response.status_code}")
+            elif "application/json" not in response.json()["detail"]:
+                failures.append(f"{operation} as {media_type!r}: 415 without naming JSON")
+        labelled = await client.request(
+            request.method,
+            request.path,
+            content=content,
+            params=request.params,
+            headers={**headers, "Content-Type": "application/json; charset=utf-8"},
+        )
+        if labelled.status_code in (415, 400) or labelled.status_code >= 500:
+            failures.append(f"{operation} as JSON: {labelled.status_code} {labelled.text[:200]}")
+    assert operations > 25
+    assert not failures, "\n".join(failures)
+
+
+async def test_an_import_accepts_only_its_file_types(
+    client: AsyncTestClient[Litestar], pool: Pool
+) -> None:
+    """The import's body is a file: CSV, JSON Lines or bytes named by format or filename; JSON,
+    text, a form or an image is a 415 that names the types it takes."""
+    headers = await token_for(pool, "nj_supplier_admin")
+    for media_type in (*NOT_JSON, "application/json"):
+        response = await client.post(
+            f"{API}/imports",
+            params={"format": "jsonl", "filename": "offers.jsonl"},
+            content=b'{"supplier_sku": "X"}\n',
+            headers={**headers, "Content-Type": media_type},
+        )
+        assert response.status_code == 415, (media_type, response.text)
+        assert "text/csv" in _problem(response)["detail"]
+    for media_type in ("application/x-ndjson", "application/jsonl", "application/octet-stream"):
+        response = await client.post(
+            f"{API}/imports",
+            params={"format": "jsonl", "filename": "offers.jsonl"},
+            content=b'{"supplier_sku": "X"}\n',
+            headers={**headers, "Content-Type": media_type},
+        )
+        assert response.status_code == 202, (media_type, response.text)
+
+
 async def test_negative_quantities_and_prices_are_refused(
     client: AsyncTestClient[Litestar], pool: Pool
 ) -> None:
