@@ -1,8 +1,9 @@
 """Every error becomes ``application/problem+json`` (RFC 9457), mapped here and nowhere else.
 
-The library raises its own errors (``emall.errors``); this module maps each class to a status,
-turns Litestar's own HTTP errors (validation, 404, 405, 415) into the same shape, and answers an
-unexpected error with a 500 that leaks nothing but the request id, which the log also carries.
+The library raises its own errors (``emall.errors``); this module maps each error's kind to a
+status (so a new domain's errors need no edit here), turns Litestar's own HTTP errors
+(validation, 404, 405, 415) into the same shape, and answers an unexpected error with a 500 that
+leaks nothing but the request id, which the log also carries.
 
 Two statuses tell apart the two ways input is refused, so that a client (and a fuzzer checking
 that the OpenAPI document tells the truth) knows which one it met:
@@ -28,21 +29,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from api.request_id import request_id_of
-from emall.errors import (
-    Conflict,
-    EmallError,
-    FieldError,
-    MalformedInput,
-    NotAuthenticated,
-    NotFound,
-    PermissionDenied,
-    PreconditionFailed,
-    PreconditionRequired,
-    TooManyAttempts,
-    Unavailable,
-    ValidationFailed,
-)
-from emall.ordering.errors import CeilingExceeded, IdempotencyMismatch, WarningsToAcknowledge
+from emall.errors import EmallError, ErrorKind, FieldError
 from emall.ordering.models import CheckoutWarning
 
 log = logging.getLogger("emall.api")
@@ -67,19 +54,19 @@ class Problem(msgspec.Struct, omit_defaults=True, kw_only=True):
     components: list[str] | None = None
 
 
-_STATUS: dict[type[EmallError], tuple[int, str]] = {  # the first class that matches
-    MalformedInput: (400, "请求有误 (bad request)"),
-    ValidationFailed: (422, "不符合业务规则 (unprocessable: refused by a rule)"),
-    NotAuthenticated: (401, "需要登录 (not authenticated)"),
-    PermissionDenied: (403, "无权操作 (permission denied)"),
-    NotFound: (404, "未找到 (not found)"),
-    Conflict: (409, "状态冲突 (conflict)"),
-    PreconditionFailed: (412, "数据已被修改 (precondition failed)"),
-    PreconditionRequired: (428, "需要 If-Match (precondition required)"),
-    CeilingExceeded: (422, "超过电子卖场限额 (above the e-mall ceiling)"),
-    IdempotencyMismatch: (422, "幂等键冲突 (idempotency key reused)"),
-    TooManyAttempts: (429, "请求过多 (too many attempts)"),
-    Unavailable: (503, "服务暂不可用 (service unavailable)"),
+# Each kind of the library's errors, as a status and its title; an error may bring its own title.
+_BY_KIND: dict[ErrorKind, tuple[int, str]] = {
+    ErrorKind.MALFORMED: (400, "请求有误 (bad request)"),
+    ErrorKind.INVALID: (422, "不符合业务规则 (unprocessable: refused by a rule)"),
+    ErrorKind.NOT_AUTHENTICATED: (401, "需要登录 (not authenticated)"),
+    ErrorKind.FORBIDDEN: (403, "无权操作 (permission denied)"),
+    ErrorKind.NOT_FOUND: (404, "未找到 (not found)"),
+    ErrorKind.CONFLICT: (409, "状态冲突 (conflict)"),
+    ErrorKind.STALE: (412, "数据已被修改 (precondition failed)"),
+    ErrorKind.PRECONDITION_REQUIRED: (428, "需要 If-Match (precondition required)"),
+    ErrorKind.THROTTLED: (429, "请求过多 (too many attempts)"),
+    ErrorKind.UNAVAILABLE: (503, "服务暂不可用 (service unavailable)"),
+    ErrorKind.INTERNAL: (500, "服务器内部错误 (internal server error)"),
 }
 
 _HTTP_TITLES = {
@@ -155,37 +142,15 @@ def problem_response(
 
 
 def _emall_error(request: Request[Any, Any, Any], exc: EmallError) -> Response[Problem]:
-    status, title = next(
-        (value for cls, value in _STATUS.items() if isinstance(exc, cls)),
-        (400, "请求有误 (bad request)"),
-    )
-    headers: dict[str, str] = {}
-    extra: dict[str, Any] = {}
-    if isinstance(exc, ValidationFailed):
-        extra["errors"] = exc.errors
-    if isinstance(exc, Conflict) and exc.current_state is not None:
-        extra["current_state"] = exc.current_state
-    if isinstance(exc, Conflict) and exc.existing_id is not None:
-        extra["existing_id"] = exc.existing_id
-    if isinstance(exc, WarningsToAcknowledge):
-        extra["warnings"] = exc.warnings
-    if isinstance(exc, PreconditionFailed):
-        extra["current_etag"] = exc.current_etag
-        headers["ETag"] = exc.current_etag
-    if isinstance(exc, Unavailable) and exc.components:
-        extra["components"] = exc.components
-    if isinstance(exc, TooManyAttempts):
-        headers["Retry-After"] = str(exc.retry_after_seconds)
-    if isinstance(exc, NotAuthenticated):
-        headers["WWW-Authenticate"] = 'Bearer realm="emall"'
+    status, title = _BY_KIND[exc.kind]
     return problem_response(
         request,
         status=status,
         code=exc.code,
-        title=title,
+        title=exc.title or title,
         detail=exc.message,
-        headers=headers,
-        **extra,
+        headers=exc.headers(),
+        **exc.details(),
     )
 
 

@@ -75,7 +75,9 @@ IDEMPOTENCY_WRITE = """
         """
 
 READ = """
-with chains as materialized (
+with claimed as (
+    delete from cart_items where user_id = $1 returning offer_id, quantity
+), chains as materialized (
     select region_chain($2) as buyer, region_chain($3) as delivery
 ), rule as (
     -- the version in force on $5 for the region or its nearest ancestor (as rule_in_force)
@@ -101,10 +103,9 @@ with chains as materialized (
            (select round(percentile_cont(0.5) within group (order by m.price_fen))::bigint
             from offers m join products mp on mp.id = m.product_id
             where m.status = 'listed' and mp.category_code = p.category_code) as median_fen
-    from cart_items c
+    from claimed c
     join offers o on o.id = c.offer_id
     join products p on p.id = o.product_id
-    where c.user_id = $1
 ), earlier as (
     -- the agency's live orders per level-3 category of the cart, within the rule's window
     select k.category3_code, array_agg(e.id order by e.id) as order_ids,
@@ -208,8 +209,6 @@ with wanted as (
     select p.id, 'splitting', $4, n.splitting
     from placed p join new_orders n on n.supplier_id = p.supplier_id
     where n.splitting is not null
-), emptied as (
-    delete from cart_items where user_id = $3 and offer_id = any($8::bigint[])
 )
 select p.id, p.checkout_id::text as checkout_id, p.supplier_id,
        (select s.name from organisations s where s.id = p.supplier_id) as supplier_name,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from emall.errors import Conflict, EmallError
+from emall.errors import Conflict, EmallError, ErrorKind
 from emall.ordering.models import CheckoutWarning
 
 
@@ -12,6 +13,8 @@ class CeilingExceeded(EmallError):
     """The order is above the e-mall ceiling: a formal procurement procedure is required."""
 
     code = "ceiling_exceeded"
+    kind = ErrorKind.INVALID
+    title = "超过电子卖场限额 (above the e-mall ceiling)"
 
     def __init__(self, total_fen: int, ceiling_fen: int, rule_version: int) -> None:
         self.total_fen = total_fen
@@ -37,8 +40,13 @@ class WarningsToAcknowledge(Conflict):
             current_state="needs_acknowledgement",
         )
 
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "warnings": self.warnings}
+
 
 class IdempotencyMismatch(EmallError):
     """An Idempotency-Key reused with a different request."""
 
     code = "idempotency_key_reused"
+    kind = ErrorKind.INVALID
+    title = "幂等键冲突 (idempotency key reused)"
