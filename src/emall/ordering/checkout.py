@@ -77,8 +77,8 @@ with claimed as (
             order by d.delivery_days limit 1) as delivery_days,
            {BUYER_VISIBLE_SQL.format(r="$2")} as visible,
            (select round(percentile_cont(0.5) within group (order by m.price_fen))::bigint
-            from offers m join products mp on mp.id = m.product_id
-            where m.status = 'listed' and mp.category_code = p.category_code) as median_fen
+            from offers m
+            where m.status = 'listed' and m.category_code = o.category_code) as median_fen
     from claimed c
     join offers o on o.id = c.offer_id
     join products p on p.id = o.product_id
