@@ -119,7 +119,7 @@ def create_app(
     extra_route_handlers: Sequence[ControllerRouterHandler] = (),
 ) -> Litestar:
     """Build the app. Settings must name concrete servers by the time the app starts up
-    (``emall.runtime.services.start_services`` resolves the embedded defaults).
+    (``emall.embedded.services.start_services`` resolves the embedded defaults).
 
     With ``run_worker`` the outbox worker runs as a task of this process (``emall serve``).
     ``extra_route_handlers`` lets an embedding platform (or a test) mount more routes.

@@ -87,7 +87,7 @@ def _run_migrations(dsn: str) -> None:
 
 async def _seed(dsn: str) -> str:
     from emall.db.pool import create_pool
-    from emall.seed.demo import seed_demo
+    from emall.demo.parties import seed_demo
 
     pool = await create_pool(dsn, min_size=1, max_size=2)
     try:
@@ -109,7 +109,7 @@ def serve_command(host: str | None, port: int | None, demo: bool, no_migrate: bo
     """Run the API on 127.0.0.1:8000, starting embedded PostgreSQL and Meilisearch if unset."""
     from api import server
     from api.app import create_app
-    from emall.runtime.services import start_services
+    from emall.embedded.services import start_services
 
     settings = load_settings_or_exit()
     _logging(settings)
@@ -140,7 +140,7 @@ def db_group() -> None:
 @db_group.command(name="migrate")
 def db_migrate_command() -> None:
     """Apply pending migrations (safe to run from several processes at once)."""
-    from emall.runtime.services import start_services
+    from emall.embedded.services import start_services
 
     settings = load_settings_or_exit()
     _logging(settings)
@@ -155,7 +155,7 @@ def db_status_command() -> None:
     import asyncpg
 
     from emall.db.migrations import status
-    from emall.runtime.services import start_services
+    from emall.embedded.services import start_services
 
     settings = load_settings_or_exit()
 
@@ -181,7 +181,7 @@ def seed_group() -> None:
 @seed_group.command(name="demo")
 def seed_demo_command() -> None:
     """Load the Neijiang (511000) – Zigong (510300) demo: organisations and a user per role."""
-    from emall.runtime.services import start_services
+    from emall.embedded.services import start_services
 
     settings = load_settings_or_exit()
     _logging(settings)
@@ -195,8 +195,8 @@ def seed_demo_command() -> None:
 @click.command(name="worker")
 def worker_command() -> None:
     """Run the outbox worker alone (it also runs inside `emall serve`)."""
+    from emall.embedded.services import start_services
     from emall.outbox.handlers import run_worker_until_stopped
-    from emall.runtime.services import start_services
 
     settings = load_settings_or_exit()
     _logging(settings)

@@ -53,7 +53,7 @@ def catalogue_group() -> None:
 def import_command(file: Path, supplier: str, fmt: str | None, as_user: str | None) -> None:
     """Import FILE (CSV or JSON Lines of offer rows) for a supplier and report the outcome."""
     from api.cli import _logging, load_settings_or_exit
-    from emall.runtime.services import start_services
+    from emall.embedded.services import start_services
 
     chosen = fmt or _BY_EXTENSION.get(file.suffix.lower())
     if chosen is None:

@@ -20,7 +20,7 @@ def reindex_command() -> None:
 
     from api.cli import _logging, _run_migrations, load_settings_or_exit
     from emall.db.pool import create_pool
-    from emall.runtime.services import start_services
+    from emall.embedded.services import start_services
     from emall.search.client import create_search_client
     from emall.search.index import reindex
 
@@ -62,7 +62,7 @@ def verify_command(repair: bool, sample: int) -> None:
     """Compare the database with the index (all ids, a sample of documents) and report drift."""
     from api.cli import _logging, _run_migrations, load_settings_or_exit
     from emall.db.pool import create_pool
-    from emall.runtime.services import start_services
+    from emall.embedded.services import start_services
     from emall.search.client import create_search_client
     from emall.search.index import VerifyReport, index_uid, verify
 

@@ -46,9 +46,9 @@ from benchmarks.harness import (
 from benchmarks.wrk import wrk_binary, wrk_version
 from emall.db.migrations import migrate
 from emall.db.pool import create_pool
-from emall.runtime.services import RunningServices, start_services
-from emall.seed.demo import ORGANISATIONS, USERS, seed_demo
-from emall.seed.demo_catalogue import DEMO_CATALOGUE_SIZE
+from emall.demo.catalogue import DEMO_CATALOGUE_SIZE
+from emall.demo.parties import ORGANISATIONS, USERS, seed_demo
+from emall.embedded.services import RunningServices, start_services
 from emall.settings import Settings, load_settings
 
 HERE = Path(__file__).resolve().parent

@@ -326,7 +326,7 @@ async def run(
 
 def main() -> None:
     from benchmarks.harness import render
-    from emall.runtime.services import start_services
+    from emall.embedded.services import start_services
     from emall.settings import load_settings
 
     parser = argparse.ArgumentParser(description="catalogue import against raw COPY")

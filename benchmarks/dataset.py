@@ -4,7 +4,7 @@ Each size gets its own database (``emall_bench_<size>``) and its own Meilisearch
 (``bench<size>``), so that sizes do not disturb each other and a built size is reused by the
 next run when nothing it was built from has changed (see ``fingerprint``).
 
-Loading is set-based: the rows of ``emall.seed.catalogue.generate_offer_rows`` go into
+Loading is set-based: the rows of ``emall.demo.generator.generate_offer_rows`` go into
 products, offers, delivery regions and price history with ``COPY``; the offers of admitted
 suppliers are listed at once, as the demo seed's operators would list them. The search mirror
 and the index are then built by the product's own full re-index (``emall.search.index.reindex``:
@@ -29,10 +29,10 @@ import msgspec
 
 from emall.db.migrations import migrate
 from emall.db.pool import create_pool
+from emall.demo.generator import generate_offer_rows
+from emall.demo.parties import ORGANISATIONS, seed_demo
 from emall.search.client import create_search_client
 from emall.search.index import index_uid, reindex, settings_match
-from emall.seed.catalogue import generate_offer_rows
-from emall.seed.demo import ORGANISATIONS, seed_demo
 
 SEED = 2020
 _json = msgspec.json.Encoder()
@@ -41,15 +41,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # What a data set is built from: a change to any of these rebuilds it.
 _SOURCES = (
     "benchmarks/dataset.py",
-    "src/emall/seed/catalogue.py",
-    "src/emall/seed/demo.py",
+    "src/emall/demo/generator.py",
+    "src/emall/demo/parties.py",
     "src/emall/search/documents.py",
     "src/emall/search/index.py",
     "src/emall/search/pinyin.py",
 )
 
 # The review region of each supplier and the operator who lists its offers: its home region if
-# admitted there, else its earliest admission (as emall.seed.demo_catalogue lists them).
+# admitted there, else its earliest admission (as emall.demo.catalogue lists them).
 _REVIEWERS = """
 select s.id as supplier_id, r.region, u.id as operator_id
 from organisations s

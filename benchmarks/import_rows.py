@@ -1,6 +1,6 @@
 """The rows of the catalogue-import benchmark, and their raw COPY.
 
-``catalogue_rows`` takes rows from the demo catalogue generator (``emall.seed.catalogue``) for
+``catalogue_rows`` takes rows from the demo catalogue generator (``emall.demo.generator``) for
 one supplier: the generator shares about a fifth of its products between suppliers, so a row
 whose product (category, brand, model) already appeared is skipped, as one supplier offers a
 product once. ``to_csv`` writes them as a supplier would upload them.
@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from emall.seed.catalogue import generate_offer_rows
+from emall.demo.generator import generate_offer_rows
 
 COLUMNS = (
     "supplier_sku",

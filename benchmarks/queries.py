@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from emall.demo.generator import CATEGORY_NAMES, generate_offer_rows
 from emall.search.models import SearchRequest
 from emall.search.pinyin import pinyin_forms
-from emall.seed.catalogue import CATEGORY_NAMES, generate_offer_rows
 
 SAMPLE_ROWS = 3_000
 _HAN_WORD = re.compile(r"^[\u4e00-\u9fff]{2,8}$")

@@ -46,8 +46,8 @@ from benchmarks.bench_sync_lag import (
 from benchmarks.dataset import ensure_dataset
 from benchmarks.harness import machine
 from emall.db.pool import init_connection
-from emall.runtime.meili import resolve_meili_binary, start_meilisearch
-from emall.runtime.services import start_services
+from emall.embedded.meili import resolve_meili_binary, start_meilisearch
+from emall.embedded.services import start_services
 from emall.search.index import INDEX_SETTINGS, SEARCHABLE
 from emall.settings import Settings, load_settings
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from emall.seed.demo import DEMO_PASSWORD
+from emall.demo.parties import DEMO_PASSWORD
 from emall.settings import Settings, load_settings
 
 T = TypeVar("T")

@@ -31,7 +31,7 @@ from litestar.testing import AsyncTestClient
 from api.app import create_app
 from emall.clock import today
 from emall.db.pool import Pool
-from emall.seed.demo import DEMO_PASSWORD, demo_uscc
+from emall.demo.parties import DEMO_PASSWORD, demo_uscc
 from emall.settings import load_settings
 from tests.helpers import JWT_SECRET, org_id, token_for
 

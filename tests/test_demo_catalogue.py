@@ -1,4 +1,4 @@
-"""The demo catalogue generator (emall.seed.catalogue): no database needed.
+"""The demo catalogue generator (emall.demo.generator): no database needed.
 
 The checks here are independent of the module's own tables where they can be: categories are
 read from the shipped CSV, specs are checked by a small checker written here, and groups are
@@ -21,14 +21,14 @@ import msgspec
 import pytest
 
 import emall
-from emall.listings.models import OfferRow
-from emall.seed.catalogue import (
+from emall.demo.generator import (
     CATEGORY_NAMES,
     DEMO_TEMPLATES,
     POVERTY_ALLEVIATION_COUNTIES,
     generate_offer_rows,
 )
-from emall.seed.demo import NEIJIANG, ORGANISATIONS, ZIGONG
+from emall.demo.parties import NEIJIANG, ORGANISATIONS, ZIGONG
+from emall.listings.models import OfferRow
 
 CSV_PATH = Path(emall.__file__).parent / "data" / "procurement_catalogue_2022.csv"
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")

@@ -23,8 +23,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
+from emall.demo.parties import DEMO_PASSWORD
 from emall.identity.throttle import address_refused, check_delay_seconds, retry_after
-from emall.seed.demo import DEMO_PASSWORD
 from tests.drills_support import served
 from tests.helpers import make_settings
 

@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
-from emall.runtime import meili
-from emall.runtime.meili import (
+from emall.embedded import meili
+from emall.embedded.meili import (
     MEILI_SHA256,
     MeiliProcess,
     MeiliRuntimeError,
@@ -240,7 +240,7 @@ def test_indexing_memory_is_bounded_unless_asked_not_to(
 def test_services_start_meilisearch_with_the_configured_indexing_memory(
     tmp_path: Path, binary: Path
 ) -> None:
-    from emall.runtime.services import start_services
+    from emall.embedded.services import start_services
     from emall.settings import load_settings
 
     settings = load_settings(
@@ -395,7 +395,7 @@ def test_stale_pid_file_is_recovered(
 _HELPER = """
 import json, sys, time
 from pathlib import Path
-import emall.runtime.meili as meili
+import emall.embedded.meili as meili
 if sys.argv[4] == "no-pdeathsig":
     meili._PDEATHSIG = 0  # as on a system without it: a kill -9 leaves a real orphan
 proc = meili.start_meilisearch(

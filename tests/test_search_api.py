@@ -329,7 +329,7 @@ async def test_meilisearch_stopped_degraded_then_restarted_catches_up(
     import os
     import socket
 
-    from emall.runtime.meili import resolve_meili_binary, start_meilisearch
+    from emall.embedded.meili import resolve_meili_binary, start_meilisearch
     from emall.search.index import index_uid, reindex, verify
     from tests.conftest import STATE
 

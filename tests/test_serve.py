@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from emall.runtime.meili import resolve_meili_binary
-from emall.seed.demo import DEMO_PASSWORD
+from emall.demo.parties import DEMO_PASSWORD
+from emall.embedded.meili import resolve_meili_binary
 from tests.conftest import STATE
 
 REPO = Path(__file__).resolve().parents[1]

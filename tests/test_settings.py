@@ -99,7 +99,7 @@ def test_pool_bounds_are_checked_together(tmp_path: Path) -> None:
 
 
 def test_external_servers_start_nothing(tmp_path: Path) -> None:
-    from emall.runtime.services import start_services
+    from emall.embedded.services import start_services
 
     settings = load_settings(
         {

@@ -408,7 +408,7 @@ async def _city_rules(conn: Connection) -> None:
 async def seed_demo(pool: Pool, *, catalogue_size: int | None = None) -> SeedReport:
     """Seed the demo; ``catalogue_size`` offers of the demo catalogue (default: the demo size)."""
     report = await _seed_organisations_and_users(pool)
-    from emall.seed.demo_catalogue import DEMO_CATALOGUE_SIZE, seed_demo_catalogue
+    from emall.demo.catalogue import DEMO_CATALOGUE_SIZE, seed_demo_catalogue
 
     listed = await seed_demo_catalogue(
         pool, DEMO_CATALOGUE_SIZE if catalogue_size is None else catalogue_size

@@ -1,6 +1,6 @@
 """The demo catalogue: attribute templates, and offers from the demo suppliers, listed.
 
-Rows come from the deterministic generator (``emall.seed.catalogue``) and are saved through the
+Rows come from the deterministic generator (``emall.demo.generator``) and are saved through the
 bulk-import path (``emall.imports.save.save_rows``), as a supplier's upload would be. Offers of
 admitted suppliers are then listed by the operator of their admitting region, with the audit
 events and outbox rows a review writes. Idempotent: the same rows again change nothing.
@@ -15,11 +15,11 @@ import msgspec
 
 from emall.audit import record_event
 from emall.db.pool import Connection, Pool
+from emall.demo.generator import DEMO_TEMPLATES, generate_offer_rows
+from emall.demo.parties import ORGANISATIONS
 from emall.identity.models import OrganisationKind, Principal, Role
 from emall.imports.save import save_rows
 from emall.listings.models import OfferRow
-from emall.seed.catalogue import DEMO_TEMPLATES, generate_offer_rows
-from emall.seed.demo import ORGANISATIONS
 
 DEMO_CATALOGUE_SIZE = 600
 

@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 import asyncpg
 import msgspec
 
-from emall.runtime.meili import (
+from emall.embedded.meili import (
     MeiliProcess,
     attach_running_meilisearch,
     resolve_meili_binary,
     start_meilisearch,
 )
-from emall.runtime.postgres import DEFAULT_DATABASE, start_embedded_postgres
+from emall.embedded.postgres import DEFAULT_DATABASE, start_embedded_postgres
 from emall.settings import Settings
 
-log = logging.getLogger("emall.runtime")
+log = logging.getLogger("emall.embedded")
 
 
 @dataclass

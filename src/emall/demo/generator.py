@@ -1,7 +1,7 @@
 """A deterministic, realistic Chinese catalogue for the demo seed and for benchmarks.
 
 ``generate_offer_rows(size, seed=...)`` yields ``(supplier_key, row)`` pairs: ``supplier_key`` is
-one of the twenty demo suppliers of :mod:`emall.seed.demo` and ``row`` is a plain dict that
+one of the twenty demo suppliers of :mod:`emall.demo.parties` and ``row`` is a plain dict that
 ``msgspec.convert(row, OfferRow)`` accepts (one bulk-import row: a product identified by
 category, brand and model, and the supplier's offer for it, keyed by the supplier's SKU).
 
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import date, timedelta
 from typing import Any, Final, TypeVar
 
-from emall.seed.demo import NEIJIANG, ORGANISATIONS, ZIGONG
+from emall.demo.parties import NEIJIANG, ORGANISATIONS, ZIGONG
 
 __all__ = [
     "CATEGORY_GROUPS",
