@@ -50,9 +50,9 @@ from api.routes.rules import CityRuleController
 from api.routes.search import SearchController
 from api.routes.system import health, ready
 from api.routes.users import UserController
+from emall.composition import build_worker
 from emall.db.pool import create_pool
 from emall.identity.principal_cache import PrincipalCache
-from emall.outbox.handlers import build_worker
 from emall.search.client import create_search_client
 from emall.search.index import ensure_index, index_uid
 from emall.settings import Settings

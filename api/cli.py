@@ -87,7 +87,7 @@ def _run_migrations(dsn: str) -> None:
 
 async def _seed(dsn: str) -> str:
     from emall.db.pool import create_pool
-    from emall.demo.parties import seed_demo
+    from emall.demo.seed import seed_demo
 
     pool = await create_pool(dsn, min_size=1, max_size=2)
     try:
@@ -195,8 +195,8 @@ def seed_demo_command() -> None:
 @click.command(name="worker")
 def worker_command() -> None:
     """Run the outbox worker alone (it also runs inside `emall serve`)."""
+    from emall.composition import run_worker_until_stopped
     from emall.embedded.services import start_services
-    from emall.outbox.handlers import run_worker_until_stopped
 
     settings = load_settings_or_exit()
     _logging(settings)

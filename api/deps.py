@@ -26,8 +26,8 @@ from litestar.di import NamedDependency, Provide
 from api.request_id import request_id_of
 from emall.db.pool import Connection, Pool
 from emall.errors import NotAuthenticated
-from emall.identity.models import Principal
 from emall.identity.service import resolve_principal
+from emall.principals import Principal
 from emall.settings import Settings
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ from litestar import Response
 from litestar.params import HeaderParameter
 
 from emall.db.pool import Connection
-from emall.identity.models import Principal
 from emall.ordering import idempotency
+from emall.principals import Principal
 from emall.structs import NO_NUL
 
 T = TypeVar("T")

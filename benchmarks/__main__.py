@@ -47,7 +47,8 @@ from benchmarks.wrk import wrk_binary, wrk_version
 from emall.db.migrations import migrate
 from emall.db.pool import create_pool
 from emall.demo.catalogue import DEMO_CATALOGUE_SIZE
-from emall.demo.parties import ORGANISATIONS, USERS, seed_demo
+from emall.demo.parties import ORGANISATIONS, USERS
+from emall.demo.seed import seed_demo
 from emall.embedded.services import RunningServices, start_services
 from emall.settings import Settings, load_settings
 

@@ -65,11 +65,11 @@ from benchmarks.harness import (
 )
 from benchmarks.wrk import WrkError, wrk_binary
 from emall.db.pool import Pool, create_pool
-from emall.identity.models import OrganisationKind, Principal, Role
 from emall.identity.tokens import issue_token
 from emall.ordering.checkout import checkout
 from emall.ordering.idempotency import remember, replay, request_hash
 from emall.ordering.models import CheckoutRequest
+from emall.principals import OrganisationKind, Principal, Role
 from emall.settings import Settings
 
 REGION = "511000"  # Neijiang: the demo's city rules and admitted suppliers

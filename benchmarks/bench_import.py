@@ -44,8 +44,8 @@ from benchmarks.harness import (
 )
 from benchmarks.import_rows import RawImport, catalogue_rows, to_csv
 from emall.db.pool import Pool, init_connection
-from emall.identity.models import OrganisationKind, Principal, Role
 from emall.imports import create_job, run_job
+from emall.principals import OrganisationKind, Principal, Role
 from emall.settings import Settings
 
 REGION = "511000"

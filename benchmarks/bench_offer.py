@@ -28,8 +28,8 @@ from benchmarks.harness import Comparison, Context, QueryRecorder
 from benchmarks.wrk import Request, Target, compare_in, explain_misses
 from emall.db.pool import Pool, create_pool
 from emall.errors import NotFound
-from emall.identity.models import OrganisationKind, Principal
 from emall.listings.offers import BUYER_VISIBLE_SQL, load_offer
+from emall.principals import OrganisationKind, Principal
 
 BUYER = "nj_buyer"
 BUYER_REGION = "511000"

@@ -32,12 +32,12 @@ import httpx
 
 from benchmarks.harness import Comparison, Context, Measurement, percentile
 from emall.db.pool import Pool, create_pool
-from emall.identity.models import Principal
 from emall.identity.service import principal_from_token
 from emall.identity.tokens import issue_token
 from emall.listings import workflow
 from emall.listings.models import OfferUpdate
 from emall.listings.offers import etag, update_offer
+from emall.principals import Principal
 
 RATE = 100  # changes per second
 POLL_SECONDS = 0.02

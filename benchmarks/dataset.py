@@ -30,7 +30,8 @@ import msgspec
 from emall.db.migrations import migrate
 from emall.db.pool import create_pool
 from emall.demo.generator import generate_offer_rows
-from emall.demo.parties import ORGANISATIONS, seed_demo
+from emall.demo.parties import ORGANISATIONS
+from emall.demo.seed import seed_demo
 from emall.search.client import create_search_client
 from emall.search.index import index_uid, reindex, settings_match
 

@@ -28,7 +28,7 @@ from litestar.testing import AsyncTestClient
 from api.app import create_app
 from emall.db.migrations import default_migrations_dir, migrate
 from emall.db.pool import Pool, create_pool
-from emall.demo.parties import seed_demo
+from emall.demo.seed import seed_demo
 from emall.embedded.meili import MeiliProcess, resolve_meili_binary, start_meilisearch
 from emall.embedded.postgres import start_embedded_postgres
 from emall.settings import Settings

@@ -30,12 +30,12 @@ from litestar import Litestar
 
 from emall.db.migrations import migrate
 from emall.db.pool import Pool, create_pool
-from emall.demo.parties import seed_demo
+from emall.demo.seed import seed_demo
 from emall.embedded.meili import MeiliProcess, resolve_meili_binary, start_meilisearch
 from emall.embedded.postgres import EmbeddedPostgres, start_embedded_postgres
-from emall.identity.models import Principal
 from emall.listings.models import OfferUpdate
 from emall.listings.offers import etag, update_offer
+from emall.principals import Principal
 from tests.conftest import STATE
 
 DRILL_DATABASE = "emall_drill"

@@ -32,13 +32,13 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.app import REQUEST_SEARCH_TIMEOUT_S, create_app
+from emall.composition import build_worker
 from emall.db.pool import Pool, create_pool
-from emall.identity.models import Principal
 from emall.imports import create_job, run_job
 from emall.listings import workflow
 from emall.listings.models import OfferUpdate
 from emall.listings.offers import etag, update_offer
-from emall.outbox.handlers import build_worker
+from emall.principals import Principal
 from emall.search.client import create_search_client
 from emall.search.sync import CHANGE_TOPICS, INDEX_TOPIC
 from tests.drills_support import DrillMeili, cut_price, pending_outbox, wait_until

@@ -19,12 +19,12 @@ from litestar.testing import AsyncTestClient
 from emall.catalogue.models import AttributeSpec, TemplateWrite
 from emall.catalogue.templates import put_template
 from emall.db.pool import Pool
-from emall.identity.models import Principal
 from emall.imports import create_job, get_job, pipeline, run_job
 from emall.imports.models import ImportJobRead
 from emall.imports.parse import parse_rows
 from emall.imports.save import FileSaver, SaveResult, save_rows, stage
 from emall.listings.models import OfferRow
+from emall.principals import Principal
 from tests.helpers import JWT_SECRET, org_id, principal_of, token_for
 
 REPO = Path(__file__).resolve().parents[1]

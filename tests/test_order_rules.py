@@ -12,9 +12,9 @@ from litestar.testing import AsyncTestClient
 
 from emall.audit import start_of_business_day
 from emall.clock import today
+from emall.composition import build_worker
 from emall.db.pool import Pool
 from emall.ordering.flags import PAYMENT_DUE_TOPIC, flag_overdue, payment_due_handler
-from emall.outbox.handlers import build_worker
 from emall.outbox.worker import OutboxWorker
 from emall.search.client import create_search_client
 from emall.settings import Settings

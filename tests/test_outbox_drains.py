@@ -13,10 +13,10 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from emall.composition import CONSUMERS, build_worker
 from emall.db.pool import Pool
 from emall.ordering.events import ORDER_EVENT_TOPICS
 from emall.ordering.flags import PAYMENT_DUE_TOPIC
-from emall.outbox.handlers import CONSUMERS, build_worker
 from emall.search.client import create_search_client
 from emall.settings import Settings
 from tests.helpers import token_for

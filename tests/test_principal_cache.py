@@ -13,8 +13,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from emall.db.pool import Pool
-from emall.identity.models import OrganisationKind, Principal, Role
 from emall.identity.principal_cache import PrincipalCache
+from emall.principals import OrganisationKind, Principal, Role
 from tests.helpers import login, token_for
 
 WAIT_S = 10.0  # the longest a test waits for a notification; they arrive in milliseconds

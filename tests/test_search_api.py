@@ -10,8 +10,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
+from emall.composition import build_worker
 from emall.db.pool import Pool
-from emall.outbox.handlers import build_worker
 from emall.search.client import create_search_client
 from emall.settings import Settings
 from tests.helpers import make_settings, org_id, token_for

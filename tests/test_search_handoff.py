@@ -11,8 +11,8 @@ import pytest
 from meilisearch_python_sdk import AsyncClient
 
 from emall.audit import enqueue
+from emall.composition import build_worker
 from emall.db.pool import Pool
-from emall.outbox.handlers import build_worker
 from emall.outbox.worker import OutboxWorker
 from emall.search.client import create_search_client
 from emall.search.index import (

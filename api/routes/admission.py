@@ -21,8 +21,8 @@ from emall.admission.models import (
     Reason,
 )
 from emall.db.pool import Connection
-from emall.identity.models import Principal
 from emall.pagination import Page
+from emall.principals import Principal
 
 _DECISION = problem_responses(400, 401, 403, 404, 409, 413)
 

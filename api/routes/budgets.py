@@ -15,8 +15,8 @@ from api.routes.identity import SECURITY
 from emall.budgets import service
 from emall.budgets.models import BudgetAdjust, BudgetLineCreate, BudgetLineRead, LedgerEntry
 from emall.db.pool import Connection
-from emall.identity.models import Principal
 from emall.pagination import Page
+from emall.principals import Principal
 
 FiscalYear = Annotated[
     int | None, QueryParameter(ge=2000, le=2100, description="only lines of this fiscal year")

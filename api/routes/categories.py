@@ -26,8 +26,8 @@ from emall.catalogue.models import (
     TemplateWrite,
 )
 from emall.db.pool import Connection
-from emall.identity.models import Principal
 from emall.pagination import Page
+from emall.principals import Principal
 from emall.structs import CATEGORY_CODE
 
 _CODE_PATTERN = CATEGORY_CODE

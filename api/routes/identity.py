@@ -18,10 +18,10 @@ from emall.identity.models import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyRead,
-    Principal,
     TokenRequest,
     TokenResponse,
 )
+from emall.principals import Principal
 from emall.settings import Settings
 
 SECURITY: list[dict[str, list[str]]] = [{"BearerToken": []}, {"ApiKey": []}]

@@ -29,10 +29,10 @@ from api.request_checks import require_media_type
 from api.routes.identity import SECURITY
 from emall.db.pool import Connection, Pool
 from emall.errors import ValidationFailed
-from emall.identity.models import Principal
 from emall.imports import jobs
 from emall.imports.models import MAX_FILE_BYTES, MAX_ROWS, ImportFormat, ImportJobRead
 from emall.pagination import Page
+from emall.principals import Principal
 from emall.structs import NO_NUL
 
 UPLOAD_MEDIA_TYPES = (

@@ -24,7 +24,6 @@ from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.admission.models import Reason
 from emall.db.pool import Connection
-from emall.identity.models import Principal
 from emall.listings import offers, prices, products, workflow
 from emall.listings.models import (
     AuditEntry,
@@ -44,6 +43,7 @@ from emall.listings.price_models import (
     PriceStats,
 )
 from emall.pagination import Page
+from emall.principals import Principal
 from emall.structs import CATEGORY_CODE, NO_NUL, REGION_CODE
 
 IfMatch = Annotated[

@@ -11,10 +11,10 @@ from api.params import DEFAULT_LIMIT, PageCursor, PageLimit, PathId
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.db.pool import Connection
-from emall.identity.models import Principal
 from emall.ordering import flags
 from emall.ordering.models import FlagKind, OrderFlagRead, OrderFlagResolve
 from emall.pagination import Page
+from emall.principals import Principal
 
 
 class OrderFlagController(Controller):

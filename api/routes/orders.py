@@ -15,7 +15,6 @@ from api.params import DEFAULT_LIMIT, IdFilter, PageCursor, PageLimit, PathId
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.db.pool import Connection
-from emall.identity.models import Principal
 from emall.ordering import cart, checkout, evaluations, lifecycle, lists, orders
 from emall.ordering.models import (
     AcceptRequest,
@@ -34,6 +33,7 @@ from emall.ordering.models import (
     SupplierScore,
 )
 from emall.pagination import Page
+from emall.principals import Principal
 from emall.structs import REGION_CODE
 
 

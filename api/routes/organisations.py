@@ -21,7 +21,6 @@ from api.routes.identity import SECURITY
 from emall.admission.models import SaleRight
 from emall.admission.rights import sale_right
 from emall.db.pool import Connection
-from emall.identity.models import OrganisationKind, Principal
 from emall.organisations import service
 from emall.organisations.models import (
     ContactCreate,
@@ -33,6 +32,7 @@ from emall.organisations.models import (
     QualificationRead,
 )
 from emall.pagination import Page
+from emall.principals import OrganisationKind, Principal
 
 
 class OrganisationController(Controller):

@@ -14,7 +14,6 @@ from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from api.routes.regions import RegionCodePath
 from emall.db.pool import Connection
-from emall.identity.models import Principal
 from emall.pagination import Page
 from emall.partnerships import service
 from emall.partnerships.models import (
@@ -25,6 +24,7 @@ from emall.partnerships.models import (
     PartnershipUpdate,
     RecognitionUpdate,
 )
+from emall.principals import Principal
 
 
 class PartnershipController(Controller):

@@ -14,7 +14,7 @@ from api.params import PathId
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.db.pool import Connection
-from emall.identity.models import Principal
+from emall.principals import Principal
 from emall.rules import service
 from emall.rules.models import CityRuleCreate, CityRuleRead
 from emall.structs import REGION_CODE

@@ -12,10 +12,10 @@ from litestar.params import QueryParameter
 from api.deps import AUTH
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
-from emall.identity.models import Principal
+from emall.composition import lags as outbox_lags
 from emall.listings.models import PolicyTag
-from emall.outbox.handlers import lags as outbox_lags
 from emall.outbox.worker import ConsumerLag
+from emall.principals import Principal
 from emall.search import query
 from emall.search.index import index_uid
 from emall.search.models import MAX_QUERY_LENGTH, SearchRequest, SearchResult, Sort, Suggestions

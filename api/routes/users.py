@@ -12,9 +12,9 @@ from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.db.pool import Connection
 from emall.identity import users as service
-from emall.identity.models import Principal
 from emall.identity.user_models import UserCreate, UserRead, UserUpdate
 from emall.pagination import Page
+from emall.principals import Principal
 
 
 class UserController(Controller):

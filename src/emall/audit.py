@@ -10,7 +10,7 @@ import msgspec
 from emall.db.pool import Connection
 
 if TYPE_CHECKING:
-    from emall.identity.models import Principal
+    from emall.principals import Principal
 
 
 def _plain(value: Any) -> Any:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from emall.errors import NotFound, PermissionDenied
-from emall.identity.models import Principal, Role
+from emall.principals import Principal, Role
 
 Where = Literal["anyone", "own_org", "region_scope", "own_org_or_region_scope"]
 

@@ -15,9 +15,9 @@ from emall.admission.scope import SCOPE_SQL
 from emall.audit import enqueue, record_event
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, ValidationFailed
-from emall.identity.models import OrganisationKind, Principal
 from emall.pagination import Page, page_args, page_of
 from emall.policy import Resource, authorize, list_scope
+from emall.principals import OrganisationKind, Principal
 from emall.regions.service import require_region
 
 ACTIVE_SQL = (

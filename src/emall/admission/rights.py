@@ -21,8 +21,8 @@ from emall.admission.models import SaleRight
 from emall.clock import business_date
 from emall.db.pool import Connection, Pool
 from emall.errors import NotFound
-from emall.identity.models import OrganisationKind, Principal
 from emall.policy import authorize
+from emall.principals import OrganisationKind, Principal
 from emall.regions.service import require_region
 
 Basis = Literal["admission", "recognition"] | None

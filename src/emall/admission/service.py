@@ -24,9 +24,9 @@ from emall.audit import enqueue, record_event, start_of_business_day
 from emall.clock import BUSINESS_DATE_SQL, today
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, ValidationFailed
-from emall.identity.models import OrganisationKind, Principal
 from emall.pagination import Page, page_args, page_of
 from emall.policy import Resource, authorize, list_scope
+from emall.principals import OrganisationKind, Principal
 from emall.regions.service import require_region
 
 _COLUMNS = f"""

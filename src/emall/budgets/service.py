@@ -18,9 +18,9 @@ from emall.audit import record_event
 from emall.budgets.models import BudgetAdjust, BudgetLineCreate, BudgetLineRead, LedgerEntry
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, ValidationFailed
-from emall.identity.models import OrganisationKind, Principal
 from emall.pagination import Page, page_args, page_of
 from emall.policy import Resource, authorize, list_scope
+from emall.principals import OrganisationKind, Principal
 
 _COLUMNS = """
     l.id, l.agency_id, l.fiscal_year, l.funding_source, l.name, l.amount_fen, l.reserved_fen,

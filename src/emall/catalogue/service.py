@@ -18,9 +18,9 @@ from emall.catalogue.models import CategoryDetail, CategoryNode, CategoryRead
 from emall.db.pool import Connection, Pool
 from emall.db.sql import like_term
 from emall.errors import NotFound, ValidationFailed
-from emall.identity.models import Principal
 from emall.pagination import Page, page_args, page_of
 from emall.policy import authorize
+from emall.principals import Principal
 
 _CODE = re.compile(r"[ABC][0-9]{8}")
 _COLUMNS = "code, name, parent_code, level, description, is_leaf"

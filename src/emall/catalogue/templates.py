@@ -19,9 +19,9 @@ from emall.catalogue.models import AttributeSpec, TemplateRead, TemplateWrite
 from emall.catalogue.service import category_chain, require_leaf_category
 from emall.db.pool import Connection, Pool
 from emall.errors import FieldError, NotFound, ValidationFailed
-from emall.identity.models import Principal
 from emall.pagination import Page, page_args, page_of
 from emall.policy import authorize
+from emall.principals import Principal
 
 MAX_TEXT_LENGTH = 200
 _KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")

@@ -17,9 +17,9 @@ from emall.audit import record_event
 from emall.db.pool import Connection, Pool
 from emall.demo.generator import DEMO_TEMPLATES, generate_offer_rows
 from emall.demo.parties import ORGANISATIONS
-from emall.identity.models import OrganisationKind, Principal, Role
 from emall.imports.save import save_rows
 from emall.listings.models import OfferRow
+from emall.principals import OrganisationKind, Principal, Role
 
 DEMO_CATALOGUE_SIZE = 600
 

@@ -405,18 +405,7 @@ async def _city_rules(conn: Connection) -> None:
             )
 
 
-async def seed_demo(pool: Pool, *, catalogue_size: int | None = None) -> SeedReport:
-    """Seed the demo; ``catalogue_size`` offers of the demo catalogue (default: the demo size)."""
-    report = await _seed_organisations_and_users(pool)
-    from emall.demo.catalogue import DEMO_CATALOGUE_SIZE, seed_demo_catalogue
-
-    listed = await seed_demo_catalogue(
-        pool, DEMO_CATALOGUE_SIZE if catalogue_size is None else catalogue_size
-    )
-    return SeedReport(report.organisations_created, report.users_created, listed)
-
-
-async def _seed_organisations_and_users(pool: Pool) -> SeedReport:
+async def seed_parties(pool: Pool) -> SeedReport:
     existing_users = {
         r["username"]
         for r in await pool.fetch(

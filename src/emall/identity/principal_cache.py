@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from emall.db.pool import CONNECT_TIMEOUT_SECONDS
-from emall.identity.models import Principal
+from emall.principals import Principal
 
 log = logging.getLogger("emall.identity")
 

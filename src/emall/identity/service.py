@@ -13,17 +13,14 @@ from emall.db.pool import Connection, Pool
 from emall.errors import NotAuthenticated, NotFound, ValidationFailed
 from emall.identity import passwords, principal_cache, throttle, tokens
 from emall.identity.models import (
-    ADMIN_ROLES,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyRead,
-    OrganisationKind,
-    Principal,
-    Role,
     TokenRequest,
     TokenResponse,
 )
 from emall.policy import Resource, authorize
+from emall.principals import ADMIN_ROLES, OrganisationKind, Principal, Role
 from emall.settings import AuthSettings
 
 _BAD_LOGIN = "用户名或密码错误 (wrong username or password)"

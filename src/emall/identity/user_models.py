@@ -10,7 +10,8 @@ from typing import Annotated
 
 import msgspec
 
-from emall.identity.models import Role, Username
+from emall.identity.models import Username
+from emall.principals import Role
 from emall.structs import NOT_BLANK, Struct
 
 DisplayName = Annotated[

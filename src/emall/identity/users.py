@@ -21,11 +21,11 @@ from emall.audit import record_event
 from emall.db.pool import Connection
 from emall.errors import Conflict, NotFound, ValidationFailed
 from emall.identity import principal_cache
-from emall.identity.models import OrganisationKind, Principal, Role
 from emall.identity.passwords import hash_password
 from emall.identity.user_models import UserCreate, UserRead, UserUpdate
 from emall.pagination import DEFAULT_LIMIT, Page, page_args, page_of
 from emall.policy import Resource, authorize
+from emall.principals import OrganisationKind, Principal, Role
 
 R = Role
 

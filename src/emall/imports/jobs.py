@@ -25,7 +25,6 @@ import msgspec
 from emall.audit import record_event
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from emall.identity.models import OrganisationKind, Principal, Role
 from emall.imports.models import (
     MAX_FILENAME_LENGTH,
     MAX_STORED_ERRORS,
@@ -38,6 +37,7 @@ from emall.imports.save import FileSaver
 from emall.imports.validate import FileChecker, load_reference
 from emall.pagination import Page, page_args, page_of
 from emall.policy import Resource, authorize
+from emall.principals import OrganisationKind, Principal, Role
 
 log = logging.getLogger("emall.imports")
 

@@ -41,10 +41,10 @@ from dataclasses import dataclass, field
 import msgspec
 
 from emall.db.pool import Connection
-from emall.identity.models import Principal
 from emall.imports.models import RowError
 from emall.listings.models import OfferRow
 from emall.listings.prices import PriceRule, exceeds_rise, price_rule
+from emall.principals import Principal
 
 RISE_REASON = "价格上涨超过规定比例，需重新审核 (price rise needs review)"
 

@@ -26,7 +26,6 @@ from emall.errors import (
     PreconditionRequired,
     ValidationFailed,
 )
-from emall.identity.models import OrganisationKind, Principal
 from emall.listings.models import (
     AuditEntry,
     Delivery,
@@ -40,6 +39,7 @@ from emall.listings.prices import check_price_flag, record_price, rise_needs_rev
 from emall.listings.products import PRODUCT_COLUMNS, product_from
 from emall.pagination import Page, page_args, page_of
 from emall.policy import Resource, authorize, list_scope
+from emall.principals import OrganisationKind, Principal
 
 _COLUMNS = f"""
     o.id as offer_id, o.supplier_id, s.name as supplier_name, o.supplier_sku, o.status,

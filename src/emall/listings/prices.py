@@ -22,7 +22,6 @@ import asyncpg
 from emall.audit import record_event
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound
-from emall.identity.models import Principal
 from emall.listings.price_models import (
     FlagRead,
     FlagResolve,
@@ -32,6 +31,7 @@ from emall.listings.price_models import (
 )
 from emall.pagination import Page, page_args, page_of
 from emall.policy import Resource, authorize, list_scope
+from emall.principals import Principal
 from emall.regions.service import require_region
 
 if TYPE_CHECKING:

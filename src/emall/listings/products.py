@@ -14,10 +14,10 @@ from emall.catalogue.templates import check_specs, load_template
 from emall.db.pool import Connection, Pool
 from emall.db.sql import like_term
 from emall.errors import Conflict, NotFound, ValidationFailed
-from emall.identity.models import OrganisationKind, Principal
 from emall.listings.models import ProductCreate, ProductRead
 from emall.pagination import Page, page_args, page_of
 from emall.policy import authorize
+from emall.principals import OrganisationKind, Principal
 
 PRODUCT_COLUMNS = """p.id, p.category_code, c.name as category_name, p.brand, p.model, p.title, p.specs,
                      p.image_urls, p.unit, p.created_at, p.updated_at"""

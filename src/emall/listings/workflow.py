@@ -15,11 +15,11 @@ from emall.audit import enqueue, record_event
 from emall.clock import BUSINESS_DATE_SQL
 from emall.db.pool import Connection
 from emall.errors import Conflict, PermissionDenied
-from emall.identity.models import Principal
 from emall.listings.models import OfferRead, OfferStatus
 from emall.listings.offers import load_offer
 from emall.listings.prices import check_price_flag
 from emall.policy import authorize
+from emall.principals import Principal
 
 _NAMES = {"submitted": "提交审核", "listed": "上架", "rejected": "驳回", "delisted": "下架"}
 

@@ -6,10 +6,10 @@ import asyncpg
 
 from emall.db.pool import Connection, Pool
 from emall.errors import NotFound, ValidationFailed
-from emall.identity.models import Principal
 from emall.listings.offers import BUYER_VISIBLE_SQL
 from emall.ordering.models import Cart, CartItemRead, CartItemWrite
 from emall.policy import Resource, authorize
+from emall.principals import Principal
 
 _ITEMS = """
 select c.offer_id, p.title, o.supplier_id, s.name as supplier_name, o.price_fen as unit_price_fen,

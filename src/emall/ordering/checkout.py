@@ -35,7 +35,6 @@ import msgspec
 from emall.clock import today
 from emall.db.pool import Connection
 from emall.errors import Conflict, ValidationFailed
-from emall.identity.models import Principal
 from emall.listings.offers import BUYER_VISIBLE_SQL
 from emall.ordering.errors import CeilingExceeded, WarningsToAcknowledge
 from emall.ordering.models import (
@@ -46,6 +45,7 @@ from emall.ordering.models import (
     OrderRead,
 )
 from emall.policy import Resource, authorize
+from emall.principals import Principal
 from emall.regions.service import require_region
 
 # $1 user, $2 the buyer's region, $3 the delivery region, $4 the budget line, $5 today, $6 the

@@ -8,10 +8,10 @@ import asyncpg
 from emall.audit import enqueue, record_event
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound
-from emall.identity.models import OrganisationKind, Principal
 from emall.ordering.models import EvaluationCreate, EvaluationRead, SupplierScore
 from emall.ordering.orders import load_orders, order_resource
 from emall.policy import authorize
+from emall.principals import OrganisationKind, Principal
 
 
 async def evaluate(

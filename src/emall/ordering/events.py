@@ -5,7 +5,7 @@ consumer.
 (an overdue payment flagged) and ``order_flag.resolved`` (an operator closes a flag) are written
 in the transaction of the change, for webhooks and statistics. Until those consumers exist,
 ``acknowledge`` consumes them: it marks them done, so that the outbox drains and each
-consumer's lag stays true. A later consumer takes the topics over in ``emall.outbox.handlers``.
+consumer's lag stays true. A later consumer takes the topics over in ``emall.composition``.
 (``order.payment_due`` is not an event: it is ordering's own scheduled check, handled by
 ``emall.ordering.flags.payment_due_handler``.)
 """

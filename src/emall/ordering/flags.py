@@ -16,12 +16,12 @@ from emall.audit import enqueue, record_event, start_of_business_day
 from emall.clock import today
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound
-from emall.identity.models import Principal
 from emall.ordering.events import ORDER_FLAG_RESOLVED, ORDER_FLAGGED
 from emall.ordering.models import OrderFlagRead, OrderFlagResolve
 from emall.outbox.worker import OutboxRow
 from emall.pagination import Page, page_args, page_of
 from emall.policy import Resource, authorize, list_scope
+from emall.principals import Principal
 
 PAYMENT_DUE_TOPIC = "order.payment_due"
 

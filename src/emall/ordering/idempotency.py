@@ -13,8 +13,8 @@ from typing import Any
 import msgspec
 
 from emall.db.pool import Connection
-from emall.identity.models import Principal
 from emall.ordering.errors import IdempotencyMismatch
+from emall.principals import Principal
 
 
 def request_hash(operation: str, body: Any) -> str:

@@ -24,12 +24,12 @@ from emall.budgets import service as budgets
 from emall.clock import today
 from emall.db.pool import Connection
 from emall.errors import Conflict, NotFound, ValidationFailed
-from emall.identity.models import Principal
 from emall.ordering.events import ORDER_CHANGED
 from emall.ordering.flags import schedule_payment_check
 from emall.ordering.models import OrderRead, OrderStatus
 from emall.ordering.orders import load_orders, order_resource
 from emall.policy import authorize
+from emall.principals import Principal
 
 Step = Callable[[Connection, OrderRead], Awaitable[dict[str, object]]]
 

@@ -12,10 +12,10 @@ from datetime import date, timedelta
 from emall.audit import start_of_business_day
 from emall.clock import BUSINESS_DATE_SQL
 from emall.db.pool import Connection, Pool
-from emall.identity.models import Principal
 from emall.ordering.models import OrderStatus, OrderSummary
 from emall.pagination import Page, page_args, page_of
 from emall.policy import authorize, list_scope
+from emall.principals import Principal
 
 _SUMMARY = f"""
 select o.id, o.checkout_id::text as checkout_id, o.agency_id, a.name as agency_name,

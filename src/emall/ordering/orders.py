@@ -6,9 +6,9 @@ import asyncpg
 
 from emall.db.pool import Connection, Pool
 from emall.errors import NotFound
-from emall.identity.models import Principal
 from emall.ordering.models import CheckoutWarning, OrderLineRead, OrderRead
 from emall.policy import Resource, authorize
+from emall.principals import Principal
 
 _ORDER = """
 select o.id, o.checkout_id::text as checkout_id, o.agency_id, o.buyer_user_id, o.supplier_id,

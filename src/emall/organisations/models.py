@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from emall.identity.models import OrganisationKind
+from emall.principals import OrganisationKind
 from emall.structs import NOT_BLANK, RegionCode, Struct
 
 SmeSize = Literal["large", "medium", "small", "micro"]

@@ -13,7 +13,6 @@ from emall.db.pool import Connection, Pool
 from emall.db.sql import like_term
 from emall.errors import Conflict, NotFound, ValidationFailed
 from emall.identity import principal_cache
-from emall.identity.models import OrganisationKind, Principal, Role
 from emall.identity.passwords import hash_password
 from emall.organisations.models import (
     ContactCreate,
@@ -27,6 +26,7 @@ from emall.organisations.models import (
 from emall.organisations.uscc import UsccError, validate_uscc
 from emall.pagination import Page, page_args, page_of
 from emall.policy import Resource, authorize
+from emall.principals import OrganisationKind, Principal, Role
 from emall.regions.service import require_region
 
 FIRST_ADMIN_ROLE = {

@@ -12,8 +12,8 @@ are marked processed once the handoff reports them finished (or retried if it fa
 but time: a failed pass is logged and retried at the next poll, and the LISTEN connection is
 opened again once the server is back (tests/test_drill_pg_restart.py).
 
-Handlers are registered per topic by the features that write outbox rows (``emall.outbox.
-handlers`` assembles them, grouped into named consumers); a topic with no handler is left
+Handlers are registered per topic by the features that write outbox rows
+(``emall.composition`` assembles them, grouped into named consumers); a topic with no handler is left
 pending for a worker that has one. ``consumer_lags`` reports each consumer's lag.
 """
 

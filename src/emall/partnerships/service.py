@@ -16,7 +16,6 @@ from emall.clock import today
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, ValidationFailed
 from emall.identity import principal_cache
-from emall.identity.models import Principal
 from emall.pagination import Page, page_args, page_of
 from emall.partnerships.models import (
     MemberCreate,
@@ -29,6 +28,7 @@ from emall.partnerships.models import (
     RecognitionUpdate,
 )
 from emall.policy import Resource, authorize
+from emall.principals import Principal
 from emall.regions.service import region_chain, require_region
 
 _ACTIVE_MEMBER = """

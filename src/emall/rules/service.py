@@ -19,8 +19,8 @@ from emall.audit import record_event
 from emall.clock import today
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, ValidationFailed
-from emall.identity.models import Principal
 from emall.policy import Resource, authorize
+from emall.principals import Principal
 from emall.regions.service import require_region
 from emall.rules.models import CityRuleCreate, CityRuleRead
 

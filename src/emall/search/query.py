@@ -24,8 +24,8 @@ from meilisearch_python_sdk.errors import (
 
 from emall.db.pool import Connection, Pool
 from emall.db.sql import like_term
-from emall.identity.models import Principal
 from emall.policy import authorize
+from emall.principals import Principal
 from emall.regions.service import region_chain, require_region
 from emall.search.connections import search_connections
 from emall.search.models import SearchHit, SearchRequest, SearchResult, Suggestions

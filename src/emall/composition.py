@@ -1,4 +1,10 @@
-"""The worker every emall process runs: the outbox topics of every feature, assembled."""
+"""The composition of the domains: which consumer handles each outbox topic, and the worker
+every emall process runs with them.
+
+Wiring between domains lives here and nowhere else: ``emall.outbox`` is the queue and knows no
+domain; each domain exports its topics and handlers; this module assembles them. A later
+domain (webhooks, statistics) registers its consumer in ``CONSUMERS`` and ``build_worker``.
+"""
 
 from __future__ import annotations
 
