@@ -14,12 +14,12 @@ from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins import PluginProtocol
 from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from litestar.types import ControllerRouterHandler
 
 import emall
-from api.cli import EmallCLIPlugin
 from api.openapi import StructSchemaPlugin
 from api.problems import EXCEPTION_HANDLERS
 from api.request_checks import CheckedRequest, check_query_string
@@ -117,12 +117,14 @@ def create_app(
     *,
     run_worker: bool = False,
     extra_route_handlers: Sequence[ControllerRouterHandler] = (),
+    plugins: Sequence[PluginProtocol] = (),
 ) -> Litestar:
     """Build the app. Settings must name concrete servers by the time the app starts up
     (``emall.embedded.services.start_services`` resolves the embedded defaults).
 
     With ``run_worker`` the outbox worker runs as a task of this process (``emall serve``).
-    ``extra_route_handlers`` lets an embedding platform (or a test) mount more routes.
+    ``extra_route_handlers`` lets an embedding platform (or a test) mount more routes, and
+    ``plugins`` add Litestar plugins (the ``emall`` CLI adds its commands' plugin).
     """
 
     @asynccontextmanager
@@ -206,7 +208,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestIdMiddleware()],
         openapi_config=_openapi(),
-        plugins=[EmallCLIPlugin(), StructSchemaPlugin()],
+        plugins=[*plugins, StructSchemaPlugin()],
         request_max_body_size=2 * 1024 * 1024,
         request_class=CheckedRequest,  # refuses NUL, bad UTF-8 and deep nesting in JSON bodies
         before_request=_before_request,

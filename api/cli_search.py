@@ -18,14 +18,14 @@ def reindex_command() -> None:
     """Rebuild the offers index into a new index and swap it in (searches never see it empty)."""
     from rich.progress import Progress
 
-    from api.cli import _logging, _run_migrations, load_settings_or_exit
+    from api.cli_support import configure_logging, load_settings_or_exit, run_migrations
     from emall.db.pool import create_pool
     from emall.embedded.services import start_services
     from emall.search.client import create_search_client
     from emall.search.index import reindex
 
     settings = load_settings_or_exit()
-    _logging(settings)
+    configure_logging(settings)
 
     async def run(progress: Progress) -> str:
         s = services.settings
@@ -49,7 +49,7 @@ def reindex_command() -> None:
 
     with start_services(settings) as services:
         assert services.settings.database.url is not None
-        _run_migrations(services.settings.database.url)
+        run_migrations(services.settings.database.url)
         with Progress() as progress:
             uid = asyncio.run(run(progress))
     click.echo(f"reindexed and swapped into {uid}")
@@ -60,14 +60,14 @@ def reindex_command() -> None:
 @click.option("--sample", default=200, show_default=True, help="Documents compared field by field.")
 def verify_command(repair: bool, sample: int) -> None:
     """Compare the database with the index (all ids, a sample of documents) and report drift."""
-    from api.cli import _logging, _run_migrations, load_settings_or_exit
+    from api.cli_support import configure_logging, load_settings_or_exit, run_migrations
     from emall.db.pool import create_pool
     from emall.embedded.services import start_services
     from emall.search.client import create_search_client
     from emall.search.index import VerifyReport, index_uid, verify
 
     settings = load_settings_or_exit()
-    _logging(settings)
+    configure_logging(settings)
 
     async def run() -> VerifyReport:
         s = services.settings
@@ -86,7 +86,7 @@ def verify_command(repair: bool, sample: int) -> None:
 
     with start_services(settings) as services:
         assert services.settings.database.url is not None
-        _run_migrations(services.settings.database.url)
+        run_migrations(services.settings.database.url)
         report = asyncio.run(run())
     click.echo(
         f"database {report.db_count}, index {report.index_count}: {len(report.missing)} missing, "

@@ -76,11 +76,11 @@ def bench_app() -> Litestar:
 
     The outbox worker runs in it as in ``emall serve`` (EMALL_WORKER, default on)."""
     from api.app import create_app
-    from api.cli import _logging
+    from api.cli_support import configure_logging
     from emall.settings import load_settings
 
     settings = load_settings(os.environ)
-    _logging(settings)  # as `emall serve` sets it up (no log line per Meilisearch request)
+    configure_logging(settings)  # as `emall serve` sets it up (no log line per Meilisearch request)
     return create_app(
         settings,
         run_worker=settings.server.run_worker,
