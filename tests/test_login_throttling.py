@@ -225,7 +225,8 @@ async def test_checks_from_many_addresses_are_slowed_not_locked(
         )
         assert slowed.status_code == 429
         assert slowed.headers["retry-after"] == "1"
-        for address in addresses[4:20]:  # hammering inside the delay is refused, uncounted
+        # hammering inside the delay is refused, uncounted (a few, well inside the second)
+        for address in addresses[4:9]:
             assert await _log_in(http, address, "zg_buyer", DEMO_PASSWORD) == 429
         await anyio.sleep(1.1)
         assert await _log_in(http, addresses[20], "zg_buyer", "wrong") == 401  # checked: 4
