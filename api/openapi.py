@@ -32,7 +32,7 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Reference, Schema
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 
-from emall.structs import NO_NUL
+from emall.structs import END, NO_NUL
 
 SchemaOrRef = Schema | Reference
 
@@ -68,7 +68,7 @@ def integer_pattern(low: int, high: int) -> str:
     options.append(digits)
     if low == 0:
         options.append("0")
-    return f"^(?:{'|'.join(options)})$"
+    return f"^(?:{'|'.join(options)}){END}"
 
 
 def _title(annotation: Any) -> str:

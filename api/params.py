@@ -8,10 +8,10 @@ from typing import Annotated
 from litestar.params import PathParameter, QueryParameter
 
 from emall.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from emall.structs import CATEGORY_CODE, MAX_ID, NO_NUL, REGION_CODE
+from emall.structs import CATEGORY_CODE, END, MAX_ID, NO_NUL, REGION_CODE
 
 # what encode_cursor writes: base64url without padding
-CURSOR = r"^[A-Za-z0-9_-]+$"
+CURSOR = rf"^[A-Za-z0-9_-]+{END}"
 
 PageCursor = Annotated[
     str | None,
@@ -41,6 +41,12 @@ CategoryFilter = Annotated[
 RegionCodeQuery = Annotated[
     str, QueryParameter(pattern=REGION_CODE, description="a 6-digit region code")
 ]
+# a price bound in fen. Litestar carries a parameter's bounds into the document only when they
+# are truthy, so ge=0 would be enforced but not stated: the minimum is stated explicitly.
+PriceFilter = Annotated[
+    int | None,
+    QueryParameter(ge=0, le=9_000_000_000_000_000, schema_extra={"minimum": 0}),
+]
 # free text to search for
 TextFilter = Annotated[str | None, QueryParameter(pattern=NO_NUL)]
 
@@ -52,6 +58,7 @@ __all__ = [
     "PageCursor",
     "PageLimit",
     "PathId",
+    "PriceFilter",
     "RegionCodeQuery",
     "RegionFilter",
     "TextFilter",

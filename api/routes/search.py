@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from api.deps import AUTH
+from api.params import PriceFilter
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.composition import lags as outbox_lags
@@ -71,8 +72,8 @@ class SearchController(Controller):
         policy_tag: Annotated[
             list[PolicyTag] | None, QueryParameter(description="repeat for several (all must hold)")
         ] = None,
-        price_min: Annotated[int | None, QueryParameter(ge=0, le=9_000_000_000_000_000)] = None,
-        price_max: Annotated[int | None, QueryParameter(ge=0, le=9_000_000_000_000_000)] = None,
+        price_min: PriceFilter = None,
+        price_max: PriceFilter = None,
         delivery_region: Annotated[str | None, QueryParameter(pattern=REGION_CODE)] = None,
         sort: Annotated[Sort, QueryParameter()] = "relevance",
         page: Annotated[int, QueryParameter(ge=1, le=100)] = 1,

@@ -24,13 +24,24 @@ import msgspec
 MAX_ID = 9_000_000_000_000_000_000
 Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
 
-# Text patterns. In Python and ECMA regexes alike, \x00 is NUL and (?![\s\S]) is the end of the
-# text ("$" would let a trailing newline through in Python).
-NO_NUL = r"^[^\x00]*$"
-NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"  # holds more than blanks
-REGION_CODE = r"^[1-9][0-9]{5}$"  # GB/T 2260: two digits of province, two of city, two of county
-CATEGORY_CODE = r"^[ABC][0-9]{8}$"
-URL = r"^https?://[^\s\x00]+$"
+# Text patterns, written so that Python's re (which msgspec and Litestar check them with) and
+# the ECMA-262 regexes of OpenAPI (which a client or a fuzzer reads them with) agree on every
+# string. The two differ on "$", which in Python also matches before a trailing newline, and on
+# the shorthand classes: Python's \s is str.isspace() (with \x1c-\x1f and \x85, without the BOM),
+# ECMA's is its own list (with \ufeff, without those), and Python's \d and \w take every script's
+# digits. So the patterns use END for the end of the text and SPACE for a blank (the union of
+# both engines' whitespace), spell out [0-9] and [A-Za-z], and never write \s, \d, \w or \b
+# (tests/test_openapi.py checks every pattern of the document). \x00 is NUL in both.
+END = r"(?![\s\S])"  # [\s\S] is any character in both engines, whatever each calls a blank
+SPACE = r"\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+NO_NUL = rf"^[^\x00]*{END}"
+NOT_BLANK = rf"^[^\x00]*[^{SPACE}\x00][^\x00]*{END}"  # holds more than blanks
+# GB/T 2260: two digits of province, two of city, two of county
+REGION_CODE = rf"^[1-9][0-9]{{5}}{END}"
+CATEGORY_CODE = rf"^[ABC][0-9]{{8}}{END}"
+URL = rf"^https?://[^{SPACE}\x00]+{END}"
+# one line that neither starts nor ends with a blank
+ONE_LINE = rf"^[^{SPACE}\x00](?:[^\x00\n]*[^{SPACE}\x00])?{END}"
 
 RegionCode = Annotated[
     str,

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from emall.structs import NO_NUL, URL, CategoryCode, Id, RegionCode, Struct
+from emall.structs import NO_NUL, ONE_LINE, URL, CategoryCode, Id, RegionCode, Struct
 
 PolicyTag = Literal[
     "sme", "energy_saving", "environmental_label", "poverty_alleviation", "innovation"
@@ -23,7 +23,7 @@ Url = Annotated[str, msgspec.Meta(pattern=URL, max_length=1000)]
 # one line that neither starts nor ends with a blank
 Sku = Annotated[
     str,
-    msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\s\x00](?:[^\x00\n]*[^\s\x00])?$"),
+    msgspec.Meta(min_length=1, max_length=64, pattern=ONE_LINE),
 ]
 # A flat object of text, numbers and true/false. The category's attribute template, if it has
 # one, says which keys it takes and what each value must be. check_specs refuses each bad value

@@ -13,14 +13,17 @@ from typing import Annotated, Literal
 import msgspec
 
 from emall.principals import OrganisationKind
-from emall.structs import NOT_BLANK, RegionCode, Struct
+from emall.structs import END, NOT_BLANK, SPACE, RegionCode, Struct
 
 SmeSize = Literal["large", "medium", "small", "micro"]
 # Names must hold more than blanks (the database checks the trimmed length too).
 OrgName = Annotated[str, msgspec.Meta(min_length=2, max_length=200, pattern=NOT_BLANK)]
-Phone = Annotated[str, msgspec.Meta(pattern=r"^[0-9+\-() ]{5,30}$")]
+Phone = Annotated[str, msgspec.Meta(pattern=rf"^[0-9+\-() ]{{5,30}}{END}")]
 Email = Annotated[
-    str, msgspec.Meta(pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$", max_length=200)
+    str,
+    msgspec.Meta(
+        pattern=rf"^[^@{SPACE}\x00]+@[^@{SPACE}\x00]+\.[^@{SPACE}\x00]+{END}", max_length=200
+    ),
 ]
 Text200 = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NOT_BLANK)]
 
@@ -29,7 +32,7 @@ class FirstAdmin(Struct):
     """The organisation's first admin user, created with it."""
 
     username: Annotated[
-        str, msgspec.Meta(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+        str, msgspec.Meta(min_length=3, max_length=64, pattern=rf"^[A-Za-z0-9][A-Za-z0-9_.-]*{END}")
     ]
     display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NOT_BLANK)]
     password: Annotated[str, msgspec.Meta(min_length=10, max_length=256)]
@@ -91,7 +94,7 @@ class QualificationCreate(Struct):
     valid_from: date
     valid_until: date | None = None
     document_url: (
-        Annotated[str, msgspec.Meta(pattern=r"^https?://[^\x00]*$", max_length=1000)] | None
+        Annotated[str, msgspec.Meta(pattern=rf"^https?://[^\x00]*{END}", max_length=1000)] | None
     ) = None
 
 

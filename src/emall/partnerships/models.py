@@ -12,10 +12,10 @@ from typing import Annotated
 
 import msgspec
 
-from emall.structs import NOT_BLANK, RegionCode, Struct
+from emall.structs import END, NOT_BLANK, RegionCode, Struct
 
 PartnershipCode = Annotated[
-    str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", examples=["neijiang-zigong"])
+    str, msgspec.Meta(pattern=rf"^[a-z0-9][a-z0-9-]{{1,62}}{END}", examples=["neijiang-zigong"])
 ]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NOT_BLANK)]
 
