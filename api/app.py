@@ -12,7 +12,6 @@ from typing import Any
 from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import PluginProtocol
 from litestar.routes import HTTPRoute
@@ -21,6 +20,7 @@ from litestar.types import ControllerRouterHandler
 
 import emall
 from api.openapi import StructSchemaPlugin
+from api.openapi_docs import SwaggerUIOffline, docs_router
 from api.problems import EXCEPTION_HANDLERS
 from api.request_checks import CheckedRequest, check_query_string
 from api.request_id import RequestIdMiddleware
@@ -75,7 +75,11 @@ def _openapi() -> OpenAPIConfig:
             "API key in X-API-Key."
         ),
         path="/schema",
-        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        # a handler's docstring is its operation's description (Litestar's default is not to)
+        use_handler_docstrings=True,
+        # the viewer and its assets come from the app: an intranet may have no internet
+        render_plugins=[SwaggerUIOffline(path=["/", "/swagger"])],
+        openapi_router=docs_router("/schema"),
         components=Components(
             security_schemes={
                 "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),

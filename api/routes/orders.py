@@ -47,7 +47,10 @@ class CartController(Controller):
     async def get_cart(
         self, principal: NamedDependency[Principal], conn: NamedDependency[Connection]
     ) -> Cart:
-        """The offers in the cart with quantities and current prices (fen)."""
+        """The offers in the buyer's cart, each with its quantity, its current price and its
+        line total (fen), and the cart's total. A buyer has one cart; it is emptied by a
+        successful checkout (``POST /api/v1/checkout``). Only an agency's buyer has a cart: other
+        roles get 403."""
         return await cart.get_cart(conn, principal)
 
     @put(
@@ -62,7 +65,11 @@ class CartController(Controller):
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
     ) -> Cart:
-        """An offer the buyer may buy, with a quantity of at least its minimum order."""
+        """Put a listed offer the buyer may buy into the cart, replacing an earlier quantity.
+        The quantity must be at least the offer's ``min_order_qty`` (shown by
+        ``GET /api/v1/offers/{offer_id}``): below it the answer is 422 naming ``quantity``.
+        An offer that does not exist, or that the buyer's region may not buy or get delivered,
+        is 404; a body that does not match the document is 400."""
         return await cart.put_item(conn, principal, data)
 
     @delete(
@@ -100,9 +107,19 @@ class CheckoutController(Controller):
         conn: NamedDependency[Connection],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[CheckoutResult]:
-        """One order per supplier, each checked against the city's rules. 409 lists warnings to
-        acknowledge (price above median, order splitting); 422 refuses an order above the
-        e-mall ceiling. With Idempotency-Key, a retry returns the first result."""
+        """Turn the cart into orders: one per supplier, with a snapshot of price and terms, each
+        checked against the city rule in force. ``budget_line_id`` is the agency's budget line
+        to pay from: ``GET /api/v1/budget-lines`` lists the agency's lines with their ``id`` and
+        available amount. The answer is 201 with the orders, and the cart is emptied.
+
+        - 409 lists ``warnings`` to acknowledge (``price_above_median``, ``splitting``): send
+          the same request again with their codes in ``acknowledge``. 409 also answers when the
+          budget line or an offer's stock is insufficient, or the region has no rule in force.
+        - 422 refuses an order above the e-mall ceiling (a formal procedure is required), an
+          empty cart, a quantity below an offer's minimum order, an offer no longer buyable,
+          another agency's budget line, or an ``Idempotency-Key`` reused with another request.
+        - With ``Idempotency-Key``, a retry with the same key and body returns the first
+          result (``Idempotent-Replayed: true``)."""
         return await idempotent(
             conn,
             principal,
