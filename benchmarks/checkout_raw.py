@@ -183,7 +183,7 @@ with wanted as (
 ), reservations as (
     -- each submitted order's reservation, with the line's figures after it (in supplier order)
     select p.id as order_id, p.total_fen, r.id as line_id, r.agency_id, r.amount_fen, r.spent_fen,
-           r.reserved_fen - $11 + sum(p.total_fen) over w as reserved_after,
+           (r.reserved_fen - $11 + sum(p.total_fen) over w)::bigint as reserved_after,
            r.version - $12 + row_number() over w as version_after
     from reserved r cross join placed p
     where p.status = 'submitted'
@@ -192,18 +192,6 @@ with wanted as (
     insert into budget_ledger (budget_line_id, kind, amount_fen, order_id, created_by)
     select line_id, 'reserve', total_fen, order_id, $3
     from reservations order by reserved_after
-), budget_events as (
-    insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type,
-                              entity_id, region_code, after)
-    select $3, (select organisation_id from users where id = $3), 'budget_line.reserved',
-           'budget_line', m.line_id::text,
-           (select a.region_code from organisations a where a.id = m.agency_id),
-           jsonb_build_object('kind', 'reserve', 'amount_fen', m.total_fen,
-                              'order_id', m.order_id, 'amount_fen_after', m.amount_fen,
-                              'reserved_fen_after', m.reserved_after,
-                              'spent_fen_after', m.spent_fen, 'version', m.version_after)
-    from reservations m
-    order by m.reserved_after
 ), flagged as (
     insert into order_flags (order_id, kind, region_code, detail)
     select p.id, 'splitting', $4, n.splitting
@@ -216,20 +204,39 @@ select p.id, p.checkout_id::text as checkout_id, p.supplier_id,
        (select jsonb_agg(to_jsonb(l) - 'order_id' order by l.id)
         from lined l where l.order_id = p.id) as lines,
        (select array_agg(id) from stock) as stocked,
-       exists (select 1 from reserved) as reserved
+       exists (select 1 from reserved) as reserved,
+       m.amount_fen as line_amount_fen, m.spent_fen as line_spent_fen,
+       m.reserved_after as line_reserved_after, m.version_after as line_version_after
 from placed p
+left join reservations m on m.order_id = p.id
 order by p.id
 """
 RECORD = """
-with created as (
-    select * from jsonb_to_recordset($4::jsonb) as e(id bigint, after jsonb, payload jsonb)
-), events as (
+with events as (
     insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type,
-                              entity_id, region_code, after)
-    select $1, $2, 'order.created', 'order', id::text, $3, after from created order by id
+                              entity_id, region_code, before, after, request_id)
+    select e.actor_user_id,
+           coalesce(e.actor_organisation_id,
+                    (select u.organisation_id from users u where u.id = e.actor_user_id)),
+           e.action, e.entity_type, e.entity_id, e.region_code, e.before, e.after, e.request_id
+    from jsonb_array_elements($1::jsonb) with ordinality as x(doc, n),
+         jsonb_to_record(x.doc) as e(
+             actor_user_id bigint, actor_organisation_id bigint, action text, entity_type text,
+             entity_id text, region_code text, before jsonb, after jsonb, request_id text)
+    order by x.n
+    returning 1
+), messages as (
+    insert into outbox (topic, aggregate_type, aggregate_id, payload, available_at, due_at)
+    select m.topic, m.aggregate_type, m.aggregate_id, coalesce(m.payload, '{}'::jsonb),
+           coalesce(m.not_before, now()), coalesce(m.not_before, now())
+    from jsonb_array_elements($2::jsonb) with ordinality as x(doc, n),
+         jsonb_to_record(x.doc) as m(
+             topic text, aggregate_type text, aggregate_id text, payload jsonb,
+             not_before timestamptz)
+    order by x.n
+    returning 1
 )
-insert into outbox (topic, aggregate_type, aggregate_id, payload)
-select 'order.created', 'order', id::text, payload from created order by id
+select (select count(*) from events) as events, (select count(*) from messages) as messages
 """
 
 
@@ -348,13 +355,53 @@ async def place_order(conn: Any, buyer: RawBuyer) -> dict[str, Any]:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
-    await conn.execute(
-        RECORD,
-        buyer.user_id,
-        buyer.agency_id,
-        region,
-        [{"id": row["id"], "after": order, "payload": {"status": status, "total_fen": total}}],
+    actor = {
+        "actor_user_id": buyer.user_id,
+        "actor_organisation_id": buyer.agency_id,
+        "region_code": region,
+    }
+    events = (
+        [
+            {
+                "action": "budget_line.reserved",
+                "entity_type": "budget_line",
+                "entity_id": str(buyer.budget_line_id),
+                **actor,
+                "before": None,
+                "after": {
+                    "kind": "reserve",
+                    "amount_fen": total,
+                    "order_id": row["id"],
+                    "amount_fen_after": row["line_amount_fen"],
+                    "reserved_fen_after": row["line_reserved_after"],
+                    "spent_fen_after": row["line_spent_fen"],
+                    "version": row["line_version_after"],
+                },
+                "request_id": None,
+            }
+        ]
+        if row["line_reserved_after"] is not None
+        else []
     )
+    events.append(
+        {
+            "action": "order.created",
+            "entity_type": "order",
+            "entity_id": str(row["id"]),
+            **actor,
+            "before": None,
+            "after": order,
+            "request_id": None,
+        }
+    )
+    message = {
+        "topic": "order.created",
+        "aggregate_type": "order",
+        "aggregate_id": str(row["id"]),
+        "payload": {"status": status, "total_fen": total},
+        "not_before": None,
+    }
+    await conn.execute(RECORD, events, [message])
     return {"checkout_id": row["checkout_id"], "orders": [order], "warnings": warnings}
 
 

@@ -10,11 +10,11 @@ audit event, in the same transaction; the database's checks guard the invariant
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import asyncpg
 
-from emall.audit import record_event
+from emall.audit import AuditEvent, record, record_event
 from emall.budgets.models import BudgetAdjust, BudgetLineCreate, BudgetLineRead, LedgerEntry
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, ValidationFailed
@@ -333,32 +333,60 @@ async def _move(
         if row is None:
             return None
         line = _read(row)
-        await conn.execute(
-            """
-            insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type,
-                                      entity_id, region_code, after)
-            values ($1, (select organisation_id from users where id = $1), $2, 'budget_line',
-                    $3, $4, $5)
-            """,
-            actor_user_id,
-            f"budget_line.{_PAST[kind]}",
-            str(line_id),
-            row["region_code"],
-            _movement(line, kind, amount_fen, order_id),
+        await record(
+            conn,
+            [
+                movement_event(
+                    line_id,
+                    kind,
+                    amount_fen,
+                    order_id=order_id,
+                    amount_fen_after=line.amount_fen,
+                    reserved_fen_after=line.reserved_fen,
+                    spent_fen_after=line.spent_fen,
+                    version=line.version,
+                    actor_user_id=actor_user_id,
+                    region_code=row["region_code"],
+                )
+            ],
         )
     return line
 
 
-def _movement(line: BudgetLineRead, kind: str, amount_fen: int, order_id: int | None) -> Any:
-    return {
-        "kind": kind,
-        "amount_fen": amount_fen,
-        "order_id": order_id,
-        "amount_fen_after": line.amount_fen,
-        "reserved_fen_after": line.reserved_fen,
-        "spent_fen_after": line.spent_fen,
-        "version": line.version,
-    }
+def movement_event(
+    line_id: int,
+    kind: str,
+    amount_fen: int,
+    *,
+    order_id: int | None,
+    amount_fen_after: int,
+    reserved_fen_after: int,
+    spent_fen_after: int,
+    version: int,
+    actor_user_id: int | None,
+    region_code: str,
+    actor_organisation_id: int | None = None,
+) -> AuditEvent:
+    """The audit event of one movement of a budget line (reserve, release, spend), with the
+    line's figures after it: the one shape every writer of a movement records (a checkout
+    reserving many orders' money in one statement records one of these per order)."""
+    return AuditEvent(
+        action=f"budget_line.{_PAST[kind]}",
+        entity_type="budget_line",
+        entity_id=str(line_id),
+        actor_user_id=actor_user_id,
+        actor_organisation_id=actor_organisation_id,
+        region_code=region_code,
+        after={
+            "kind": kind,
+            "amount_fen": amount_fen,
+            "order_id": order_id,
+            "amount_fen_after": amount_fen_after,
+            "reserved_fen_after": reserved_fen_after,
+            "spent_fen_after": spent_fen_after,
+            "version": version,
+        },
+    )
 
 
 async def reserve(

@@ -17,7 +17,8 @@ as it reads it, so one cart becomes at most one checkout whatever the concurrenc
 everything the checks need (the delivery region, the budget line, the rule in force, the cart
 with each offer's visibility, delivery time and category median, and the agency's earlier
 orders per category); one writes the whole checkout with data-modifying CTEs (stock, orders,
-lines, budget, flags) and returns the orders; one records the audit events and outbox rows.
+lines, budget, flags) and returns the orders; one records the audit events and outbox rows
+(``emall.audit.record``).
 The database's conditional updates and checks still decide stock and budget: the statement
 locks the offers in id order before the budget line, as concurrent checkouts must never wait
 on each other in a cycle.
@@ -32,11 +33,14 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from emall.audit import AuditEvent, OutboxMessage, record
+from emall.budgets import service as budgets
 from emall.clock import today
 from emall.db.pool import Connection
 from emall.errors import Conflict, ValidationFailed
 from emall.listings.offers import BUYER_VISIBLE_SQL
 from emall.ordering.errors import CeilingExceeded, WarningsToAcknowledge
+from emall.ordering.events import ORDER_CREATED
 from emall.ordering.models import (
     CheckoutRequest,
     CheckoutResult,
@@ -163,7 +167,7 @@ with wanted as (
 ), reservations as (
     -- each submitted order's reservation, with the line's figures after it (in supplier order)
     select p.id as order_id, p.total_fen, r.id as line_id, r.agency_id, r.amount_fen, r.spent_fen,
-           r.reserved_fen - $11 + sum(p.total_fen) over w as reserved_after,
+           (r.reserved_fen - $11 + sum(p.total_fen) over w)::bigint as reserved_after,
            r.version - $12 + row_number() over w as version_after
     from reserved r cross join placed p
     where p.status = 'submitted'
@@ -172,18 +176,6 @@ with wanted as (
     insert into budget_ledger (budget_line_id, kind, amount_fen, order_id, created_by)
     select line_id, 'reserve', total_fen, order_id, $3
     from reservations order by reserved_after
-), budget_events as (
-    insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type,
-                              entity_id, region_code, after)
-    select $3, (select organisation_id from users where id = $3), 'budget_line.reserved',
-           'budget_line', m.line_id::text,
-           (select a.region_code from organisations a where a.id = m.agency_id),
-           jsonb_build_object('kind', 'reserve', 'amount_fen', m.total_fen,
-                              'order_id', m.order_id, 'amount_fen_after', m.amount_fen,
-                              'reserved_fen_after', m.reserved_after,
-                              'spent_fen_after', m.spent_fen, 'version', m.version_after)
-    from reservations m
-    order by m.reserved_after
 ), flagged as (
     insert into order_flags (order_id, kind, region_code, detail)
     select p.id, 'splitting', $4, n.splitting
@@ -196,22 +188,12 @@ select p.id, p.checkout_id::text as checkout_id, p.supplier_id,
        (select jsonb_agg(to_jsonb(l) - 'order_id' order by l.id)
         from lined l where l.order_id = p.id) as lines,
        (select array_agg(id) from stock) as stocked,
-       exists (select 1 from reserved) as reserved
+       exists (select 1 from reserved) as reserved,
+       m.amount_fen as line_amount_fen, m.spent_fen as line_spent_fen,
+       m.reserved_after as line_reserved_after, m.version_after as line_version_after
 from placed p
+left join reservations m on m.order_id = p.id
 order by p.id
-"""
-
-# $1 user, $2 agency, $3 the buyer's region, $4 [{id, after, payload}] per order in id order.
-_RECORD = """
-with created as (
-    select * from jsonb_to_recordset($4::jsonb) as e(id bigint, after jsonb, payload jsonb)
-), events as (
-    insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type,
-                              entity_id, region_code, after)
-    select $1, $2, 'order.created', 'order', id::text, $3, after from created order by id
-)
-insert into outbox (topic, aggregate_type, aggregate_id, payload)
-select 'order.created', 'order', id::text, payload from created order by id
 """
 
 
@@ -366,21 +348,60 @@ async def checkout(conn: Connection, principal: Principal, data: CheckoutRequest
         )
         for row in placed
     ]
-    await conn.execute(
-        _RECORD,
-        principal.user_id,
-        principal.organisation_id,
-        principal.region_code,
-        [
-            {
-                "id": order.id,
-                "after": msgspec.to_builtins(order),
-                "payload": {"status": order.status, "total_fen": order.total_fen},
-            }
-            for order in orders
-        ],
-    )
+    await record(conn, _events(principal, data.budget_line_id, placed, orders), _messages(orders))
     return CheckoutResult(checkout_id=str(orders[0].checkout_id), orders=orders, warnings=warnings)
+
+
+def _events(
+    principal: Principal, line_id: int, placed: list[asyncpg.Record], orders: list[OrderRead]
+) -> list[AuditEvent]:
+    """The budget movements (in the order the statement reserved them, as
+    ``emall.budgets`` records a movement), then the orders created."""
+    reserved = sorted(
+        (row for row in placed if row["line_reserved_after"] is not None),
+        key=lambda row: int(row["line_reserved_after"]),
+    )
+    movements = [
+        budgets.movement_event(
+            line_id,
+            "reserve",
+            row["total_fen"],
+            order_id=row["id"],
+            amount_fen_after=row["line_amount_fen"],
+            reserved_fen_after=row["line_reserved_after"],
+            spent_fen_after=row["line_spent_fen"],
+            version=row["line_version_after"],
+            actor_user_id=principal.user_id,
+            actor_organisation_id=principal.organisation_id,
+            region_code=principal.region_code,
+        )
+        for row in reserved
+    ]
+    created = [
+        AuditEvent(
+            action="order.created",
+            entity_type="order",
+            entity_id=str(order.id),
+            actor_user_id=principal.user_id,
+            actor_organisation_id=principal.organisation_id,
+            region_code=principal.region_code,
+            after=order,
+        )
+        for order in orders
+    ]
+    return movements + created
+
+
+def _messages(orders: list[OrderRead]) -> list[OutboxMessage]:
+    return [
+        OutboxMessage(
+            topic=ORDER_CREATED,
+            aggregate_type="order",
+            aggregate_id=str(order.id),
+            payload={"status": order.status, "total_fen": order.total_fen},
+        )
+        for order in orders
+    ]
 
 
 async def _refuse_budget(conn: Connection, line_id: int, totals: list[int]) -> None:
