@@ -398,7 +398,7 @@ async def place_order(conn: Any, buyer: RawBuyer) -> dict[str, Any]:
         "topic": "order.created",
         "aggregate_type": "order",
         "aggregate_id": str(row["id"]),
-        "payload": {"status": status, "total_fen": total},
+        "payload": {"status": status, "total_fen": total, "source": "cart"},
         "not_before": None,
     }
     await conn.execute(RECORD, events, [message])
