@@ -14,6 +14,7 @@ from api.params import PriceFilter
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
 from emall.composition import lags as outbox_lags
+from emall.errors import convert
 from emall.listings.models import PolicyTag
 from emall.outbox.worker import ConsumerLag
 from emall.principals import Principal
@@ -68,7 +69,9 @@ class SearchController(Controller):
             str | None,
             QueryParameter(pattern=CATEGORY_CODE, description="a category code at any level"),
         ] = None,
-        brand: Annotated[str | None, QueryParameter(max_length=100, pattern=NO_NUL)] = None,
+        brand: Annotated[
+            str | None, QueryParameter(min_length=1, max_length=100, pattern=NO_NUL)
+        ] = None,
         policy_tag: Annotated[
             list[PolicyTag] | None, QueryParameter(description="repeat for several (all must hold)")
         ] = None,
@@ -83,17 +86,21 @@ class SearchController(Controller):
         built on the server), with highlights, facets (brand, category, policy tags), a total
         estimate and the processing time. ``degraded: true`` means Meilisearch was unreachable
         and PostgreSQL answered."""
-        request = SearchRequest(
-            q=q,
-            category=category,
-            brand=brand,
-            policy_tags=list(policy_tag or []),
-            price_min=price_min,
-            price_max=price_max,
-            delivery_region=delivery_region,
-            sort=sort,
-            page=page,
-            page_size=page_size,
+        # decoded, not constructed: every constraint of SearchRequest runs on the query
+        request = convert(
+            {
+                "q": q,
+                "category": category,
+                "brand": brand,
+                "policy_tags": policy_tag or [],
+                "price_min": price_min,
+                "price_max": price_max,
+                "delivery_region": delivery_region,
+                "sort": sort,
+                "page": page,
+                "page_size": page_size,
+            },
+            SearchRequest,
         )
         return await query.search(state.pool, state.search, _uid(state), principal, request)
 
