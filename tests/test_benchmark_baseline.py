@@ -1,4 +1,5 @@
-"""The checkout benchmark's raw baseline issues the library's statements, and works.
+"""The checkout benchmark's baselines: the raw one issues the library's statements, and the
+minimal order transaction places orders.
 
 ``benchmarks/checkout_raw.py`` copies the library's checkout SQL so the benchmark can state how
 close the library comes to the same work with no emall code. Whenever the checkout's statements
@@ -15,7 +16,14 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from benchmarks import checkout_raw
-from benchmarks.bench_checkout import check_orders, load_catalogue, make_buyers, same_statements
+from benchmarks.bench_checkout import (
+    check_minimal_orders,
+    check_orders,
+    load_catalogue,
+    make_buyers,
+    rule_in_force,
+    same_statements,
+)
 from emall.db.pool import Pool
 from tests.test_listings import listed_offer
 
@@ -31,10 +39,16 @@ async def test_the_raw_checkout_issues_the_library_statements(
     raw_pool = await asyncpg.create_pool(
         database_url, min_size=1, max_size=1, init=checkout_raw.init_connection
     )
+    least = await make_buyers(pool, catalogue, random.Random(8), "parity", 2)
     try:
         statements = await same_statements(pool, raw_pool, buyers)
+        rule_id = await rule_in_force(pool)
+        for buyer in least:  # the second baseline: the minimal order transaction
+            async with raw_pool.acquire() as conn, conn.transaction():
+                await checkout_raw.minimal_order(conn, buyer.raw, rule_id)
     finally:
         await raw_pool.close()
+    await check_minimal_orders(pool, least)
     # the idempotency lock and read, the cart's read, the write, the record, the key's write
     assert statements >= 6
     await check_orders(pool, buyers)  # both checkouts placed what the benchmark counts
