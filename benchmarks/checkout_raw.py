@@ -173,26 +173,31 @@ with wanted as (
     order by p.id, w.offer_id
     returning id, order_id, offer_id, product_id, title, unit, category_code, unit_price_fen,
               quantity, line_total_fen, delivery_days, confirmed_quantity, accepted_quantity
-), reserved as (
-    -- one conditional update decides, so concurrent reservations can never together exceed
-    -- the amount; it reads the stock first, so the offers are locked before the line
+), entries as (
+    -- the submitted orders reserve their budget at once, in supplier order
+    select id as order_id, total_fen as amount_fen, supplier_id as n
+    from placed where status = 'submitted'
+), moved as (
+    -- one conditional update decides for every entry together
     update budget_lines
     set reserved_fen = reserved_fen + $11, version = version + $12, updated_at = now()
     where id = $6 and $12 > 0 and reserved_fen + spent_fen + $11 <= amount_fen
       and (select count(*) from stock) = cardinality($8::bigint[])
-    returning id, agency_id, amount_fen, reserved_fen, spent_fen, version
-), reservations as (
-    -- each submitted order's reservation, with the line's figures after it (in supplier order)
-    select p.id as order_id, p.total_fen, r.id as line_id, r.agency_id, r.amount_fen, r.spent_fen,
-           (r.reserved_fen - $11 + sum(p.total_fen) over w)::bigint as reserved_after,
-           r.version - $12 + row_number() over w as version_after
-    from reserved r cross join placed p
-    where p.status = 'submitted'
-    window w as (order by p.supplier_id)
+    returning *
+), movements as (
+    -- each entry's movement, with the line's figures after it (in entry order)
+    select e.order_id, e.amount_fen, m.id as line_id, m.amount_fen as amount_fen_after,
+           (m.reserved_fen - 1 * ($11 - sum(e.amount_fen) over w))::bigint
+               as reserved_fen_after,
+           (m.spent_fen - 0 * ($11 - sum(e.amount_fen) over w))::bigint
+               as spent_fen_after,
+           m.version - $12 + row_number() over w as version_after
+    from moved m cross join entries e
+    window w as (order by e.n)
 ), ledger as (
     insert into budget_ledger (budget_line_id, kind, amount_fen, order_id, created_by)
-    select line_id, 'reserve', total_fen, order_id, $3
-    from reservations order by reserved_after
+    select line_id, 'reserve', amount_fen, order_id, $3
+    from movements order by version_after
 ), flagged as (
     insert into order_flags (order_id, kind, region_code, detail)
     select p.id, 'splitting', $4, n.splitting
@@ -205,11 +210,11 @@ select p.id, p.checkout_id::text as checkout_id, p.supplier_id,
        (select jsonb_agg(to_jsonb(l) - 'order_id' order by l.id)
         from lined l where l.order_id = p.id) as lines,
        (select array_agg(id) from stock) as stocked,
-       exists (select 1 from reserved) as reserved,
-       m.amount_fen as line_amount_fen, m.spent_fen as line_spent_fen,
-       m.reserved_after as line_reserved_after, m.version_after as line_version_after
+       exists (select 1 from moved) as reserved,
+       m.amount_fen_after as line_amount_fen, m.spent_fen_after as line_spent_fen,
+       m.reserved_fen_after as line_reserved_after, m.version_after as line_version_after
 from placed p
-left join reservations m on m.order_id = p.id
+left join movements m on m.order_id = p.id
 order by p.id
 """
 RECORD = """
