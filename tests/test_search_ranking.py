@@ -283,3 +283,22 @@ async def test_generic_queries_find_the_named_goods_before_services(
             assert kinds[0] == "named", (q, found[0])
             named = [n for n, kind in enumerate(kinds) if kind]
             assert not services or max(named) < min(services), (q, found)
+
+
+async def test_goods_before_a_service_of_the_same_relevance(
+    client: AsyncTestClient[Litestar],
+    pool: Pool,
+    settings: Settings,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """The same title on a service and on goods: the first tie-breaker puts the goods first,
+    though the service was added first and is cheaper."""
+    await drain(pool, settings)
+    title = "同名排序测试 会议室"
+    service = await offer_of(client, pool, "nj_supplier_admin", REPAIRS, "S1", title, 10_000)
+    goods = await offer_of(client, pool, "nj_supplier_admin", SCREENS, "G1", title, 90_000)
+    await drain(pool, settings)
+    assert [h["offer_id"] for h in await hits(client, pool, "同名排序测试")] == [goods, service]
+    down = await degraded_hits(pool, database_url, tmp_path, "同名排序测试")
+    assert [h["offer_id"] for h in down] == [goods, service]
