@@ -14,6 +14,7 @@ from meilisearch_python_sdk.models.settings import ProximityPrecision
 from emall.db.pool import Pool
 from emall.search.client import create_search_client
 from emall.search.index import (
+    RANKING_RULES,
     buyer_filter,
     ensure_index,
     index_uid,
@@ -53,6 +54,9 @@ async def test_ensure_index_applies_settings_once(search: AsyncClient, settings:
     assert applied.typo_tolerance is not None
     assert applied.typo_tolerance.disable_on_attributes == ["category_codes"]
     assert applied.proximity_precision == ProximityPrecision.BY_ATTRIBUTE
+    assert applied.ranking_rules == RANKING_RULES and RANKING_RULES[-1] == "id:asc"
+    assert applied.searchable_attributes is not None
+    assert applied.searchable_attributes[:2] == ["category_terms", "title"]
 
 
 async def test_reindex_then_search(pool: Pool, search: AsyncClient, settings: Settings) -> None:

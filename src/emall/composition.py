@@ -20,16 +20,17 @@ from emall.ordering.flags import PAYMENT_DUE_TOPIC, payment_due_handler
 from emall.outbox.worker import ConsumerLag, Handler, OutboxWorker, consumer_lags
 from emall.search.client import create_search_client
 from emall.search.index import index_uid
-from emall.search.sync import CHANGE_TOPICS, INDEX_TOPIC, POLICIES, search_handlers
+from emall.search.sync import CHANGE_TOPICS, INDEX_TOPIC, ORDER_TOPICS, POLICIES, search_handlers
 from emall.settings import Settings
 
 log = logging.getLogger("emall.outbox")
 
 
-SEARCH_TOPICS = (*CHANGE_TOPICS, INDEX_TOPIC)
+SEARCH_TOPICS = (*CHANGE_TOPICS, *ORDER_TOPICS, INDEX_TOPIC)
 # Every topic any feature writes has exactly one consumer here (tests/test_outbox_drains.py
-# checks the code's topics against it). Order events go to search where it uses them, and
-# are otherwise acknowledged until webhooks and statistics consume them.
+# checks the code's topics against it). Order events go to search where it uses them (an order
+# placed or ended re-ranks its offers: recent orders), and are otherwise acknowledged until
+# webhooks and statistics consume them.
 CONSUMERS: dict[str, tuple[str, ...]] = {
     "search": SEARCH_TOPICS,
     "payment-checks": (PAYMENT_DUE_TOPIC,),

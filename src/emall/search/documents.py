@@ -19,6 +19,20 @@ Sale rights become two region lists, so that search can filter for a buyer in re
 This is the SQL ``may_sell`` in set form (tests/test_search_documents.py checks that they
 agree). It is evaluated when the document is built: whoever changes an admission, ban,
 partnership or membership must re-index the supplier's offers (``offers_of_supplier``).
+
+Ranking facts (the tie-breakers of ``emall.search.index.RANKING_RULES``), also evaluated when
+the document is built:
+
+* ``is_goods`` and ``category_terms`` (``emall.search.terms``): goods, and the names of what
+  they are.
+* ``supplier_score``: the supplier's buyer ratings (评价, 1-5 for quality, delivery and service
+  after acceptance), averaged with ``SCORE_PRIOR_WEIGHT`` neutral ratings of ``SCORE_PRIOR``,
+  times 100: 300 before any rating, one 5-star rating gives 333, many approach their average.
+  A rating re-indexes the supplier's offers (``supplier.changed``).
+* ``recent_orders``: the orders of the offer placed in the last ``RECENT_DAYS`` days that were
+  not rejected or cancelled. An order placed, rejected or cancelled re-indexes its offers
+  (``emall.search.sync``); an order leaving the window drops out when the document is next
+  built (any change of the offer or supplier, or ``emall search reindex``).
 """
 
 from __future__ import annotations
@@ -28,10 +42,16 @@ from typing import Any
 
 from emall.db.pool import Connection
 from emall.search.pinyin import pinyin_terms
+from emall.search.terms import category_terms, is_goods
+
+RECENT_DAYS = 90
+SCORE_PRIOR = 3.0  # a neutral rating (of 1-5)
+SCORE_PRIOR_WEIGHT = 5  # how many neutral ratings every supplier starts with
 
 _DOCUMENTS = """
 with target as (
     select o.id, o.product_id, o.supplier_id, o.price_fen, o.policy_tags, o.sales_count,
+           o.min_order_qty,
            greatest(o.updated_at, p.updated_at) as updated_at,
            p.title, p.brand, p.model, p.category_code, p.specs, s.name as supplier_name
     from offers o
@@ -42,6 +62,24 @@ with target as (
 moment as (
     select coalesce($2::timestamptz, now()) as at,
            (coalesce($2::timestamptz, now()) at time zone 'Asia/Shanghai')::date as day
+),
+scores as (
+    select e.supplier_id,
+           round(100 * (sum((e.quality + e.delivery + e.service) / 3.0) + $3::float8 * $4::int)
+                 / (count(*) + $4::int))::int as score
+    from order_evaluations e
+    where e.supplier_id in (select supplier_id from target)
+    group by e.supplier_id
+),
+recent as (
+    select l.offer_id, count(distinct l.order_id)::int as orders
+    from order_lines l
+    join orders r on r.id = l.order_id
+    cross join moment m
+    where l.offer_id in (select id from target)
+      and r.created_at > m.at - make_interval(days => $5::int)
+      and r.status not in ('rejected', 'cancelled')
+    group by l.offer_id
 ),
 banned as (
     select b.supplier_id, b.region_code
@@ -71,6 +109,9 @@ reach as (
 )
 select t.*,
        k.codes as category_codes,
+       coalesce((select score from scores where supplier_id = t.supplier_id),
+                round(100 * $3::float8)::int) as supplier_score,
+       coalesce((select orders from recent where offer_id = t.id), 0) as recent_orders,
        array(select c.name from unnest(k.codes) with ordinality as u(code, n)
              join categories c on c.code = u.code order by u.n) as category_names,
        (select attributes from attribute_templates where category_code = t.category_code)
@@ -93,7 +134,8 @@ _UPSERT_MIRROR = """
 insert into offer_search (
     offer_id, title, brand, model, category_code, category_codes, category_names, specs_text,
     supplier_id, supplier_name, price_fen, policy_tags, delivery_regions, buyable_regions,
-    blocked_regions, title_pinyin, title_initials, category_pinyin, sales_count, updated_at, doc)
+    blocked_regions, title_pinyin, title_initials, category_pinyin, sales_count, updated_at,
+    min_order_qty, is_goods, category_terms, supplier_score, recent_orders, doc)
 select (d->>'id')::bigint, d->>'title', d->>'brand', d->>'model', d->>'category_code',
        array(select jsonb_array_elements_text(d->'category_codes')),
        array_to_string(array(select jsonb_array_elements_text(d->'category_names')), ' '),
@@ -104,7 +146,10 @@ select (d->>'id')::bigint, d->>'title', d->>'brand', d->>'model', d->>'category_
        array(select jsonb_array_elements_text(d->'buyable_regions')),
        array(select jsonb_array_elements_text(d->'blocked_regions')),
        d->>'title_pinyin', d->>'title_initials', d->>'category_pinyin',
-       (d->>'sales_count')::int, to_timestamp((d->>'updated_at')::bigint), d
+       (d->>'sales_count')::int, to_timestamp((d->>'updated_at')::bigint),
+       (d->>'min_order_qty')::int, (d->>'is_goods')::boolean,
+       array_to_string(array(select jsonb_array_elements_text(d->'category_terms')), ' '),
+       (d->>'supplier_score')::int, (d->>'recent_orders')::int, d
 from jsonb_array_elements($1::jsonb) as d
 on conflict (offer_id) do update set
     title = excluded.title, brand = excluded.brand, model = excluded.model,
@@ -115,7 +160,10 @@ on conflict (offer_id) do update set
     delivery_regions = excluded.delivery_regions, buyable_regions = excluded.buyable_regions,
     blocked_regions = excluded.blocked_regions, title_pinyin = excluded.title_pinyin,
     title_initials = excluded.title_initials, category_pinyin = excluded.category_pinyin,
-    sales_count = excluded.sales_count, updated_at = excluded.updated_at, doc = excluded.doc
+    sales_count = excluded.sales_count, updated_at = excluded.updated_at,
+    min_order_qty = excluded.min_order_qty, is_goods = excluded.is_goods,
+    category_terms = excluded.category_terms, supplier_score = excluded.supplier_score,
+    recent_orders = excluded.recent_orders, doc = excluded.doc
 """
 
 
@@ -179,6 +227,11 @@ def _document(row: Any) -> dict[str, Any]:
         "category_pinyin": " ".join(t for t in pinyin_terms(" ".join(names)) if t),
         "updated_at": int(updated_at.timestamp()),
         "sales_count": row["sales_count"],
+        "min_order_qty": row["min_order_qty"],
+        "is_goods": is_goods(row["category_code"]),
+        "category_terms": category_terms(row["category_code"], names),
+        "supplier_score": row["supplier_score"],
+        "recent_orders": row["recent_orders"],
     }
 
 
@@ -192,7 +245,7 @@ async def build_documents(
     ids = sorted(set(offer_ids))
     if not ids:
         return [], []
-    rows = await conn.fetch(_DOCUMENTS, ids, at)
+    rows = await conn.fetch(_DOCUMENTS, ids, at, SCORE_PRIOR, SCORE_PRIOR_WEIGHT, RECENT_DAYS)
     documents = [_document(row) for row in rows]
     found = {d["id"] for d in documents}
     return documents, [i for i in ids if i not in found]

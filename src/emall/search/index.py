@@ -36,41 +36,17 @@ from meilisearch_python_sdk.models.settings import (
 
 from emall.db.pool import Connection
 from emall.search.documents import build_documents, listed_offer_ids, refresh_mirror
+from emall.search.terms import synonyms
 
 OFFERS = "offers"
 BATCH_SIZE = 5_000
 TASK_TIMEOUT_MS = 300_000
 
-# Each group is a set of interchangeable words; each word gets every other one as a synonym.
-# Meilisearch 1.21 treats a multi-character Chinese synonym as a phrase of its segmented words.
-SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
-    ("电脑", "计算机"),
-    ("笔记本", "便携式计算机", "笔记本电脑"),
-    ("台式机", "台式计算机", "台式电脑"),
-    ("空调", "空气调节器", "空调机"),
-    ("打印纸", "复印纸"),
-    ("复印机", "多功能一体机"),
-    ("办公椅", "椅子"),
-    ("茶叶", "茶"),
-    ("大米", "米"),
-    ("食用油", "植物油"),
-    ("文件柜", "档案柜"),
-    ("办公桌", "写字台"),
-    ("鸡蛋", "蛋"),
-    ("打印机", "打字机"),
-)
-
-
-def _synonyms() -> dict[str, list[str]]:
-    synonyms: dict[str, list[str]] = {}
-    for group in SYNONYM_GROUPS:
-        for word in group:
-            others = [w for w in group if w != word]
-            synonyms[word] = sorted({*synonyms.get(word, []), *others})
-    return synonyms
-
-
+# The order is the "attribute" rule's order: a query word found in a goods offer's category
+# terms (what it is: its category, the ancestors, their synonyms) ranks it above an offer that
+# only has the word in its title (a service that mentions the thing it repairs).
 SEARCHABLE = [
+    "category_terms",
     "title",
     "category_names",
     "brand",
@@ -92,13 +68,40 @@ FILTERABLE = [
     "supplier_id",
     "price_fen",
 ]
-SORTABLE = ["price_fen", "updated_at", "sales_count"]
+SORTABLE = [
+    "price_fen",
+    "updated_at",
+    "sales_count",
+    "is_goods",
+    "supplier_score",
+    "recent_orders",
+    "id",
+]
+# Meilisearch's relevance rules, then the tie-breakers among equally relevant hits (each a
+# sortable attribute): goods before works and services, the better-rated supplier
+# (``supplier_score``), the offer ordered more in the last 90 days (``recent_orders``), the
+# lower price, and last the offer id, so that the order never depends on when a document was
+# indexed. A requested sort (price, newest, sales) applies at "sort", before the tie-breakers.
+RANKING_RULES = [
+    "words",
+    "typo",
+    "proximity",
+    "attribute",
+    "sort",
+    "exactness",
+    "is_goods:desc",
+    "supplier_score:desc",
+    "recent_orders:desc",
+    "price_fen:asc",
+    "id:asc",
+]
 
 INDEX_SETTINGS = MeilisearchSettings(
     searchable_attributes=SEARCHABLE,
     filterable_attributes=list[str | FilterableAttributes](FILTERABLE),
     sortable_attributes=SORTABLE,
-    synonyms=_synonyms(),
+    ranking_rules=RANKING_RULES,
+    synonyms=synonyms(),
     typo_tolerance=TypoTolerance(
         enabled=True,
         min_word_size_for_typos=MinWordSizeForTypos(one_typo=5, two_typos=9),
@@ -128,6 +131,7 @@ def _comparable(settings: MeilisearchSettings) -> dict[str, Any]:
         "searchable": list(settings.searchable_attributes or []),
         "filterable": sorted(str(a) for a in settings.filterable_attributes or []),
         "sortable": sorted(settings.sortable_attributes or []),
+        "ranking": list(settings.ranking_rules or []),
         "synonyms": {k: sorted(v) for k, v in (settings.synonyms or {}).items()},
         "typo": (
             typo.enabled if typo else None,

@@ -36,6 +36,7 @@ class SearchHit(Struct):
     supplier_id: int
     supplier_name: str
     price_fen: int
+    min_order_qty: int  # the cart refuses fewer (最小起订量)
     policy_tags: list[str]
     delivery_regions: list[str]
     highlight: str  # the title with matches wrapped in <em>…</em>

@@ -38,12 +38,16 @@ _SORTS = {
     "newest": ["updated_at:desc"],
     "sales": ["sales_count:desc"],
 }
+# Degraded search orders as the index's ranking rules do (``emall.search.index.RANKING_RULES``):
+# for relevance, a match in the category terms first (the "attribute" rule's first attribute),
+# then trigram similarity; then the same tie-breakers.
+_SQL_TIES = "s.is_goods desc, s.supplier_score desc, s.recent_orders desc, s.price_fen, s.offer_id"
 _SQL_SORTS = {
-    "relevance": "relevance desc, s.offer_id",
-    "price_asc": "s.price_fen, s.offer_id",
-    "price_desc": "s.price_fen desc, s.offer_id",
-    "newest": "s.updated_at desc, s.offer_id",
-    "sales": "s.sales_count desc, s.offer_id",
+    "relevance": f"named desc, relevance desc, {_SQL_TIES}",
+    "price_asc": f"s.price_fen, {_SQL_TIES}",
+    "price_desc": f"s.price_fen desc, {_SQL_TIES}",
+    "newest": f"s.updated_at desc, {_SQL_TIES}",
+    "sales": f"s.sales_count desc, {_SQL_TIES}",
 }
 UNREACHABLE = (
     MeilisearchCommunicationError,
@@ -100,6 +104,7 @@ class _HitDocument(msgspec.Struct):
     supplier_id: int
     supplier_name: str
     price_fen: int
+    min_order_qty: int
     policy_tags: list[str]
     delivery_regions: list[str]
     formatted: _Highlighted | None = msgspec.field(default=None, name="_formatted")
@@ -115,6 +120,7 @@ class _HitDocument(msgspec.Struct):
             supplier_id=self.supplier_id,
             supplier_name=self.supplier_name,
             price_fen=self.price_fen,
+            min_order_qty=self.min_order_qty,
             policy_tags=self.policy_tags,
             delivery_regions=self.delivery_regions,
             highlight=highlight or (self.formatted and self.formatted.title) or self.title,
@@ -245,6 +251,7 @@ _WHERE = """
     s.buyable_regions && $1::text[] and not (s.blocked_regions && $1::text[])
     and s.delivery_regions && $1::text[] and s.delivery_regions && $2::text[]
     and ($3::text is null or s.title like '%' || $3 || '%' or s.category_names like '%' || $3 || '%'
+         or s.category_terms like '%' || $3 || '%'
          or s.brand ilike '%' || $3 || '%' or s.model ilike '%' || $3 || '%'
          or s.title_pinyin like '%' || lower($3) || '%' or s.title_initials like '%' || lower($3) || '%'
          or s.category_pinyin like '%' || lower($3) || '%')
@@ -281,6 +288,7 @@ async def degraded_search(
     rows = await conn.fetch(
         f"""
         select s.doc, count(*) over () as total,
+               coalesce(s.category_terms like '%' || $3 || '%', false) as named,
                greatest(similarity(s.title, coalesce($3, '')), similarity(s.category_names, coalesce($3, ''))) as relevance
         from offer_search s where {_WHERE}
         order by {_SQL_SORTS[req.sort]}

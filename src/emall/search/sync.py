@@ -5,7 +5,9 @@ Two stages, so that PostgreSQL's mirror is current even while Meilisearch is dow
 1. ``offer.changed``, ``visibility.changed`` and ``supplier.changed`` rows name offers (directly,
    through their supplier, or through a partnership's member regions). The handler refreshes
    their rows in ``offer_search`` — in the transaction that claims the outbox rows — and queues
-   one ``search.index`` row naming them.
+   one ``search.index`` row naming them. ``order.created`` and the ``order.changed`` steps that
+   end an order early (rejected, cancelled) or return part of it (partially confirmed) name the
+   offers of the order's lines: their ``recent_orders`` and ``sales_count`` changed.
 2. ``search.index`` submits those offers' documents (read from the mirror) to Meilisearch and
    hands the rows off (``emall.outbox.worker.Handoff``) rather than wait for the indexing task:
    the index lane goes straight on with the next batch, so changes never queue behind a task in
@@ -31,6 +33,7 @@ from meilisearch_python_sdk import AsyncClient
 
 from emall.audit import enqueue
 from emall.db.pool import Connection
+from emall.ordering.events import ORDER_CHANGED, ORDER_CREATED
 from emall.outbox.worker import Handler, Handoff, OutboxRow, TopicPolicy
 from emall.search import index
 from emall.search.documents import offers_of_supplier, refresh_mirror
@@ -38,6 +41,9 @@ from emall.search.documents import offers_of_supplier, refresh_mirror
 log = logging.getLogger("emall.search")
 
 CHANGE_TOPICS = ("offer.changed", "visibility.changed", "supplier.changed")
+ORDER_TOPICS = (ORDER_CREATED, ORDER_CHANGED)
+# the order steps after which an offer's document differs (recent_orders, sales_count)
+_RECOUNTING_STEPS = frozenset({"rejected", "cancelled", "partially_confirmed"})
 INDEX_TOPIC = "search.index"
 # pg_advisory_xact_lock key of the index push: "emallix" in ASCII
 PUSH_LOCK_KEY = 0x656D616C6C6978
@@ -49,8 +55,13 @@ POLICIES = {
 
 async def _affected_offers(conn: Connection, rows: Iterable[OutboxRow]) -> list[int]:
     offer_ids: set[int] = set()
+    orders: list[int] = []
     for row in rows:
-        if row.aggregate_type == "offer":
+        if row.aggregate_type == "order":
+            step = (row.payload or {}).get("to")
+            if row.topic == ORDER_CREATED or step is None or step in _RECOUNTING_STEPS:
+                orders.append(int(row.aggregate_id))
+        elif row.aggregate_type == "offer":
             offer_ids.add(int(row.aggregate_id))
         elif row.aggregate_type in ("supplier", "organisation"):
             offer_ids.update(await offers_of_supplier(conn, int(row.aggregate_id)))
@@ -67,6 +78,11 @@ async def _affected_offers(conn: Connection, rows: Iterable[OutboxRow]) -> list[
                 regions,
             )
             offer_ids.update(r["id"] for r in found)
+    if orders:
+        found = await conn.fetch(
+            "select distinct offer_id from order_lines where order_id = any($1::bigint[])", orders
+        )
+        offer_ids.update(r["offer_id"] for r in found)
     return sorted(offer_ids)
 
 
@@ -118,6 +134,6 @@ def index_handler(client: AsyncClient, uid: str) -> Handler:
 
 
 def search_handlers(client: AsyncClient, uid: str) -> dict[str, Handler]:
-    handlers: dict[str, Handler] = dict.fromkeys(CHANGE_TOPICS, mirror_changes)
+    handlers: dict[str, Handler] = dict.fromkeys((*CHANGE_TOPICS, *ORDER_TOPICS), mirror_changes)
     handlers[INDEX_TOPIC] = index_handler(client, uid)
     return handlers
