@@ -23,3 +23,13 @@ set min_order_qty = o.min_order_qty, is_goods = s.category_code like 'A%',
                                       'is_goods', s.category_code like 'A%')
 from offers o
 where o.id = s.offer_id;
+
+-- The index's documents carry the new fields once the search worker has rebuilt them: every
+-- listed offer is queued for it here, as a change of the listing would queue it, so that an
+-- upgraded deployment re-ranks without anyone running `emall search reindex` (until the worker
+-- reaches an offer, its old document answers, and its hit shows min_order_qty null).
+insert into outbox (topic, aggregate_type, aggregate_id, payload)
+select 'offer.changed', 'offer', id::text, '{"reason": "search_ranking"}'::jsonb
+from offers
+where status = 'listed'
+order by id;

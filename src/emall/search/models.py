@@ -36,7 +36,9 @@ class SearchHit(Struct):
     supplier_id: int
     supplier_name: str
     price_fen: int
-    min_order_qty: int  # the cart refuses fewer (最小起订量)
+    # the cart refuses fewer (最小起订量); null only for a document indexed before emall showed
+    # it (migration 0013), until the search worker rebuilds it after the upgrade
+    min_order_qty: int | None
     policy_tags: list[str]
     delivery_regions: list[str]
     highlight: str  # the title with matches wrapped in <em>…</em>

@@ -104,9 +104,9 @@ class _HitDocument(msgspec.Struct):
     supplier_id: int
     supplier_name: str
     price_fen: int
-    min_order_qty: int
     policy_tags: list[str]
     delivery_regions: list[str]
+    min_order_qty: int | None = None  # absent from documents indexed before migration 0013
     formatted: _Highlighted | None = msgspec.field(default=None, name="_formatted")
 
     def to_hit(self, highlight: str | None = None) -> SearchHit:
