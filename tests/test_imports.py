@@ -641,6 +641,17 @@ async def test_a_file_of_several_batches_is_saved_whole_or_not_at_all(
     assert await counts(pool) == after
 
 
+async def _job_row(pool: Pool, principal: Principal) -> int:
+    """A job for the saver to record its rows under (the saver itself needs no file)."""
+    job_id: int = await pool.fetchval(
+        "insert into import_jobs (supplier_id, created_by, format, sha256) "
+        "values ($1, $2, 'jsonl', '') returning id",
+        principal.organisation_id,
+        principal.user_id,
+    )
+    return job_id
+
+
 async def test_batches_are_judged_as_the_whole_file(pool: Pool) -> None:
     """Rows that repeat a product of an earlier batch, or name a product that an earlier batch
     moved an offer away from, are refused as they would be in one batch. (The row check catches
@@ -651,8 +662,10 @@ async def test_batches_are_judged_as_the_whole_file(pool: Pool) -> None:
         values = {**good_row(number), "supplier_sku": sku, "model": model}
         return number, msgspec.convert(values, OfferRow)
 
+    job_id = await _job_row(pool, principal)
     async with pool.acquire() as conn, conn.transaction():
-        await save_rows(conn, principal, [row(1, "BATCH-Z", "BATCH-P0")], job_id=0)
+        await save_rows(conn, principal, [row(1, "BATCH-Z", "BATCH-P0")], job_id=job_id)
+    job_id = await _job_row(pool, principal)
     rows = [
         row(1, "BATCH-Z", "BATCH-Q"),  # moves the offer BATCH-Z from product P0 to Q
         row(2, "BATCH-1", "BATCH-R"),
@@ -666,7 +679,7 @@ async def test_batches_are_judged_as_the_whole_file(pool: Pool) -> None:
             transaction = conn.transaction()
             await transaction.start()
             try:
-                saver = FileSaver(conn, principal, job_id=0)
+                saver = FileSaver(conn, principal, job_id=job_id)
                 for batch in batches:
                     await saver.save(stage(batch))
                 return saver.result
