@@ -163,9 +163,9 @@ _DELIVERY_JSON = """jsonb_agg(jsonb_build_object('region_code', d.region_code,
 # space, so a spelling that differs only so is not applied either; empty specs and no images
 # mean the row gives none. (emall.imports.outcomes explains each field to the supplier.)
 _UNAPPLIED = """array_remove(array[
-    case when p.brand <> t.brand then 'brand' end,
-    case when p.model <> t.model then 'model' end,
-    case when p.title <> t.title then 'title' end,
+    case when btrim(p.brand) <> t.brand then 'brand' end,
+    case when btrim(p.model) <> t.model then 'model' end,
+    case when btrim(p.title) <> t.title then 'title' end,
     case when t.specs <> '{}' and p.specs <> t.specs::jsonb then 'specs' end,
     case when cardinality(t.image_urls) > 0 and p.image_urls <> t.image_urls then 'image_urls' end,
     case when p.unit <> t.unit then 'unit' end
