@@ -914,12 +914,14 @@ def test_cli_import(database_url: str, tmp_path: Path) -> None:
     assert result.returncode == 0, (result.stdout, result.stderr)
     assert "succeeded" in result.stdout
     assert "created: 49  updated: 0  unchanged: 0  error rows: 1" in result.stdout
+    assert "products created: 49  matched: 0" in result.stdout
     assert "row 10  price_fen" in result.stdout
 
     uscc = asyncio.run(_uscc(database_url, supplier))
     again = run("catalogue", "import", str(path), "--supplier", uscc, "--as", "nj_supplier_staff")
     assert again.returncode == 0, (again.stdout, again.stderr)
     assert "created: 0  updated: 0  unchanged: 49  error rows: 1" in again.stdout
+    assert "products created: 0  matched: 49" in again.stdout
 
     refused = run("catalogue", "import", str(path), "--supplier", str(supplier), "--as", "nj_buyer")
     assert refused.returncode == 1
