@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Request, Response, Router
-from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import PluginProtocol
@@ -50,6 +49,7 @@ from api.routes.rules import CityRuleController
 from api.routes.search import SearchController
 from api.routes.system import health, ready
 from api.routes.users import UserController
+from api.state import AppState
 from emall.composition import build_worker
 from emall.db.pool import create_pool
 from emall.identity.principal_cache import PrincipalCache
@@ -208,7 +208,7 @@ def create_app(
     return Litestar(
         route_handlers=[health, ready, api, *extra_route_handlers],
         lifespan=[lifespan],
-        state=State({"settings": settings}),
+        state=AppState({"settings": settings}),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestIdMiddleware()],
         openapi_config=_openapi(),

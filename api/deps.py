@@ -20,15 +20,14 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 from litestar import Request
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from api.request_id import request_id_of
+from api.state import AppState
 from emall.db.pool import Connection, Pool
 from emall.errors import NotAuthenticated
 from emall.identity.service import resolve_principal
 from emall.principals import Principal
-from emall.settings import Settings
 
 if TYPE_CHECKING:
     from asyncpg import Record
@@ -41,7 +40,7 @@ _READS = frozenset({"GET", "HEAD"})
 
 
 async def provide_transaction(
-    request: Request[Any, Any, Any], state: State, principal: NamedDependency[Principal]
+    request: Request[Any, Any, Any], state: AppState, principal: NamedDependency[Principal]
 ) -> AsyncGenerator[Connection, None]:
     del principal  # resolved first: see the module docstring
     pool: Pool = state.pool
@@ -95,11 +94,11 @@ def _credential(request: Request[Any, Any, Any]) -> str | None:
     return api_key.strip() if api_key else None
 
 
-async def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
+async def provide_principal(request: Request[Any, Any, Any], state: AppState) -> Principal:
     credential = _credential(request)
     if credential is None:
         raise NotAuthenticated("请先登录 (credentials required: a bearer token or an API key)")
-    settings: Settings = state.settings
+    settings = state.settings
     return await resolve_principal(
         state.pool, credential, settings.auth.jwt_secret, state.principals
     )

@@ -199,9 +199,10 @@ async def make_buyers(
             f"bench-{batch}-",
             n,
         )
+        pairs = catalogue.pairs(rng, n)
         cart = [
             (user["id"], offer, 1)
-            for user, pair in zip(users, catalogue.pairs(rng, n), strict=True)
+            for user, pair in zip(users, pairs, strict=True)
             for offer in pair
         ]
         await conn.copy_records_to_table(
@@ -209,7 +210,7 @@ async def make_buyers(
         )
     by_agency = {line["agency_id"]: line for line in lines}
     buyers = []
-    for user in users:
+    for user, pair in zip(users, pairs, strict=True):
         line = by_agency[user["organisation_id"]]
         buyers.append(
             Buyer(
@@ -228,10 +229,44 @@ async def make_buyers(
                     agency_id=line["agency_id"],
                     region_code=REGION,
                     budget_line_id=line["id"],
+                    offers=pair,
                 ),
             )
         )
     return buyers
+
+
+async def rule_in_force(pool: Pool) -> int:
+    """The city rule the benchmark's orders are placed under (the minimal transaction names it)."""
+    rule_id = await pool.fetchval(
+        """
+        select r.id
+        from unnest(region_chain($1)) with ordinality as c(code, depth)
+        join city_rules r on r.region_code = c.code
+        where r.effective_from <= current_date
+        order by c.depth, r.effective_from desc
+        limit 1
+        """,
+        REGION,
+    )
+    if rule_id is None:
+        raise RuntimeError(f"no city rule in force for {REGION}: is the database demo-seeded?")
+    return int(rule_id)
+
+
+async def check_minimal_orders(pool: Pool, buyers: list[Buyer]) -> None:
+    """Every minimal transaction placed one order of two lines."""
+    row = await pool.fetchrow(
+        """
+        select count(distinct o.id) as orders, count(l.id) as lines
+        from orders o join order_lines l on l.order_id = o.id
+        where o.buyer_user_id = any($1::bigint[])
+        """,
+        [b.raw.user_id for b in buyers],
+    )
+    assert row is not None
+    if (row["orders"], row["lines"]) != (len(buyers), 2 * len(buyers)):
+        raise RuntimeError(f"expected {len(buyers)} two-line minimal orders, found {dict(row)}")
 
 
 async def check_orders(pool: Pool, buyers: list[Buyer]) -> None:
@@ -529,6 +564,30 @@ def _compared(
     return comparison
 
 
+MINIMAL_TARGET = 1_500  # orders/s through the library at concurrency 8 (issue 16)
+
+
+def _against_minimal(concurrency: int, subject: Measurement, least: Measurement) -> Comparison:
+    """The library against the least work that places an order: what the rules, the budget,
+    the warnings, the audit and the idempotency cost."""
+    comparison = Comparison(
+        benchmark="order placement (library vs the minimal order transaction)",
+        concurrency=concurrency,
+        subject=subject,
+        baseline=least,
+        unit="orders/s",
+        target=f"≥ {MINIMAL_TARGET:,} orders/s at concurrency 8" if concurrency == 8 else "",
+    )
+    if concurrency == 8:
+        comparison.met = subject.per_second >= MINIMAL_TARGET
+    if subject.cpu_us and least.cpu_us:
+        comparison.notes.append(
+            f"Order placement against the minimal order transaction, concurrency {concurrency}, "
+            f"CPU µs per order: emall run: {_cpu(subject)}; minimal run: {_cpu(least)}."
+        )
+    return comparison
+
+
 _COMPONENT = {"emall": "API server", "python": "benchmark process", "postgres": "PostgreSQL"}
 
 
@@ -564,6 +623,7 @@ async def run(
     )
     assert raw_pool is not None
     catalogue = await load_catalogue(pool)
+    rule_id = await rule_in_force(pool)
     results: list[Comparison] = []
     per_measurement = WARMUP + rounds * requests
     try:
@@ -589,20 +649,34 @@ async def run(
                 async with raw_pool.acquire() as conn, conn.transaction():
                     await checkout_raw.place_order(conn, buyer.raw)
 
+            minimal_buyers = await make_buyers(pool, catalogue, rng, run_id, per_measurement)
+            take_minimal = iter(minimal_buyers).__next__
+
+            async def minimal(_: int, take: Callable[[], Buyer] = take_minimal) -> None:
+                buyer = take()
+                async with raw_pool.acquire() as conn, conn.transaction():
+                    await checkout_raw.minimal_order(conn, buyer.raw, rule_id)
+
             subject = Rounds("emall.ordering.checkout")
             baseline = Rounds("the same statements, raw asyncpg")
+            least = Rounds("the minimal order transaction")
+            sides = ((subject, library), (baseline, raw), (least, minimal))
             for n in range(WARMUP):
-                await library(n)
-                await raw(n)
-            for _ in range(rounds):  # alternated: a burst of noise hits both sides
-                for side, operation in ((subject, library), (baseline, raw)):
+                for _, operation in sides:
+                    await operation(n)
+            for _ in range(rounds):  # alternated: a burst of noise hits every side
+                for side, operation in sides:
                     await in_process_round(
                         side, processes, operation, concurrency=concurrency, requests=requests
                     )
             await check_orders(pool, buyers)
             await check_orders(pool, raw_buyers)
+            await check_minimal_orders(pool, minimal_buyers)
             results.append(
                 _compared("library", concurrency, subject.measurement(), baseline.measurement())
+            )
+            results.append(
+                _against_minimal(concurrency, subject.measurement(), least.measurement())
             )
 
         if api:

@@ -10,6 +10,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from emall.budgets.movements import Kind, movement_ctes
 from emall.budgets.service import ledger_balances, release, reserve, spend
 from emall.db.pool import Pool, create_pool
 from emall.errors import Conflict, NotFound, ValidationFailed
@@ -389,3 +390,52 @@ async def test_movement_input_is_checked(client: AsyncTestClient[Litestar], pool
         with pytest.raises(NotFound):
             await _move(pool, op, 999_999, 10)
     assert await ledger_balances(pool, line["id"]) == (100_000, 0, 0)
+
+
+async def test_one_statement_moves_money_for_many_orders(
+    client: AsyncTestClient[Litestar], pool: Pool
+) -> None:
+    """``movement_ctes`` in a caller's own statement (as checkout, awards and agreements use it):
+    one conditional update for every entry, a ledger row each, each entry with the line's
+    figures after it; refused as a whole when the line's condition does not hold."""
+    line = await _create(client, pool, 1_000)
+    await _move(pool, reserve, line["id"], 500, order_id=1)
+    actor = await _user(pool, "nj_buyer")
+
+    def statement(kind: Kind) -> str:
+        ctes = movement_ctes(
+            kind, line="$1", entries="entries", amount="$2", count="$3", actor="$4"
+        )
+        return f"""
+        with entries as (
+            select * from unnest($5::bigint[], $6::bigint[]) with ordinality as e(order_id, amount_fen, n)
+        ), {ctes}
+        select order_id, reserved_fen_after, spent_fen_after, version_after
+        from movements order by version_after
+        """
+
+    async def move(kind: Kind, orders: list[int], amounts: list[int]) -> list[tuple[int, ...]]:
+        rows = await pool.fetch(
+            statement(kind), line["id"], sum(amounts), len(amounts), actor, orders, amounts
+        )
+        return [tuple(r) for r in rows]
+
+    # line: 1,000; reserved 500 (version 2). Spend 100 for order 7, then 150 for order 8:
+    assert await move("spend", [7, 8], [100, 150]) == [(7, 400, 100, 3), (8, 250, 250, 4)]
+    assert await move("release", [9, 10], [50, 200]) == [(9, 200, 250, 5), (10, 0, 250, 6)]
+    assert await move("reserve", [11, 12], [500, 250]) == [(11, 500, 250, 7), (12, 750, 250, 8)]
+    assert await move("reserve", [13, 14], [1, 0]) == []  # 750 + 250 + 1 > 1,000: neither moves
+    assert await ledger_balances(pool, line["id"]) == (1_000, 750, 250)
+    kinds = await pool.fetch(
+        "select kind, amount_fen, order_id from budget_ledger where budget_line_id = $1 "
+        "and order_id >= 7 order by id",
+        line["id"],
+    )
+    assert [tuple(k) for k in kinds] == [
+        ("spend", 100, 7),
+        ("spend", 150, 8),
+        ("release", 50, 9),
+        ("release", 200, 10),
+        ("reserve", 500, 11),
+        ("reserve", 250, 12),
+    ]

@@ -113,6 +113,35 @@ async def test_checkout_makes_one_order_per_supplier(
     ).status_code == 404
     actions = await pool.fetch("select action from audit_events where entity_type = 'order'")
     assert [a["action"] for a in actions] == ["order.created", "order.created"]
+    # each order's reservation is recorded as the budget service records a movement: the
+    # line's figures after it, in the order the one statement reserved them
+    moved = await pool.fetch(
+        "select actor_user_id, actor_organisation_id, region_code, after from audit_events "
+        "where action = 'budget_line.reserved' and entity_id = $1 order by id",
+        str(line),
+    )
+    by_supplier = sorted(result["orders"], key=lambda o: o["supplier_id"])
+    running = 0
+    for n, (event, order) in enumerate(zip(moved, by_supplier, strict=True), start=1):
+        running += order["total_fen"]
+        assert event["after"] == {
+            "kind": "reserve",
+            "amount_fen": order["total_fen"],
+            "order_id": order["id"],
+            "amount_fen_after": 10_000_000,
+            "reserved_fen_after": running,
+            "spent_fen_after": 0,
+            "version": 1 + n,
+        }
+        assert event["region_code"] == "511000"
+        assert event["actor_organisation_id"] == await org_id(pool, NJ_AGENCY)
+    assert running == reserved
+    queued = await pool.fetch(
+        "select aggregate_id, payload from outbox where topic = 'order.created' order by id"
+    )
+    assert [(int(q["aggregate_id"]), q["payload"]["total_fen"]) for q in queued] == [
+        (o["id"], o["total_fen"]) for o in sorted(result["orders"], key=lambda o: o["id"])
+    ]
 
 
 async def test_ceiling_refuses_and_threshold_waits_for_approval(

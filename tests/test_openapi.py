@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.params import ParameterKwarg
@@ -17,8 +18,9 @@ from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from emall.pagination import encode_cursor
+from emall.search.models import SearchRequest
 from emall.structs import MAX_ID, REGION_CODE
-from tests.helpers import make_settings
+from tests.helpers import make_settings, token_for
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 ROOT_PATHS = {"/health", "/ready"}
@@ -385,3 +387,45 @@ def test_problem_warnings_are_typed(built: tuple[Litestar, dict[str, Any]]) -> N
     items = [o["items"] for o in _options(warnings) if o.get("type") == "array"]
     assert items == [{"$ref": "#/components/schemas/CheckoutWarning"}], warnings
     assert _component(document, "CheckoutWarning")["properties"]
+
+
+def test_search_parameters_state_search_requests_constraints(
+    built: tuple[Litestar, dict[str, Any]],
+) -> None:
+    """The search route decodes its query into SearchRequest; the document's parameters state
+    the same bounds, so nothing the document allows is refused by the Struct (or the reverse)."""
+    _, spec = built
+    params = {p["name"]: p["schema"] for p in spec["paths"]["/api/v1/search"]["get"]["parameters"]}
+    _, definitions = msgspec.json.schema_components([SearchRequest])
+    fields = definitions["SearchRequest"]["properties"]
+    keys = ("maxLength", "minLength", "pattern", "minimum", "maximum", "enum")
+    named = {"policy_tags": "policy_tag"}
+
+    def bounds(schema: dict[str, Any]) -> dict[str, Any]:
+        for option in schema.get("anyOf", schema.get("oneOf", [])):
+            if option.get("type") != "null":  # Litestar states the bounds beside the oneOf
+                rest = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
+                return bounds({**option, **rest})
+        if schema.get("type") == "array":
+            return {"items": bounds(schema["items"])}
+        if "$ref" in schema:
+            return bounds(definitions[schema["$ref"].rsplit("/", 1)[1]])
+        found = {k: schema[k] for k in keys if k in schema}
+        if "enum" in found:
+            found["enum"] = sorted(found["enum"])
+        return found
+
+    assert {named.get(f, f) for f in fields} <= set(params)
+    for field, schema in fields.items():
+        assert bounds(params[named.get(field, field)]) == bounds(schema), field
+
+
+async def test_the_search_query_is_decoded_with_its_constraints(
+    client: AsyncTestClient[Litestar], pool: Any
+) -> None:
+    headers = await token_for(pool, "nj_buyer")
+    refused = await client.get("/api/v1/search", params={"brand": ""}, headers=headers)
+    assert refused.status_code == 400, refused.text
+    assert any(e["field"].endswith("brand") for e in refused.json()["errors"]), refused.text
+    found = await client.get("/api/v1/search", params={"brand": "联想"}, headers=headers)
+    assert found.status_code == 200, found.text

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get, put
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
@@ -17,6 +16,7 @@ from api.deps import AUTH, DB
 from api.params import DEFAULT_LIMIT, CategoryFilter, PageCursor, PageLimit, TextFilter
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
+from api.state import AppState
 from emall.catalogue import service, templates
 from emall.catalogue.models import (
     CategoryDetail,
@@ -64,7 +64,7 @@ class CategoryController(Controller):
     )
     async def list_categories(
         self,
-        state: State,
+        state: AppState,
         q: TextFilter = None,
         level: CategoryLevel = None,
         parent_code: CategoryFilter = None,
@@ -92,7 +92,7 @@ class CategoryController(Controller):
         responses=problem_responses(400, 404),
     )
     async def get_tree(
-        self, state: State, root: TreeRoot = None, depth: TreeDepth = 2
+        self, state: AppState, root: TreeRoot = None, depth: TreeDepth = 2
     ) -> list[CategoryNode]:
         """The tree below ``root``, ``depth`` levels deep: a one-element list holding the root.
         Without a root: the three parts A 货物, B 工程 and C 服务 with the top-level categories
@@ -105,7 +105,7 @@ class CategoryController(Controller):
         summary="One category with its ancestors",
         responses=problem_responses(400, 404),
     )
-    async def get_category(self, state: State, code: CategoryCodePath) -> CategoryDetail:
+    async def get_category(self, state: AppState, code: CategoryCodePath) -> CategoryDetail:
         """A category, its ancestors (nearest first) and how many children it has."""
         return await service.get_category(state.pool, None, code)
 
@@ -117,7 +117,7 @@ class CategoryController(Controller):
     )
     async def children(
         self,
-        state: State,
+        state: AppState,
         code: CategoryCodePath,
         cursor: PageCursor = None,
         limit: PageLimit = DEFAULT_LIMIT,
@@ -131,7 +131,7 @@ class CategoryController(Controller):
         summary="The attribute template of a category",
         responses=problem_responses(400, 404),
     )
-    async def get_template(self, state: State, code: CategoryCodePath) -> TemplateRead:
+    async def get_template(self, state: AppState, code: CategoryCodePath) -> TemplateRead:
         """The specification fields offers in this category give. A category without a template
         (any existing category, leaf or not) answers 200 with an empty one: ``attributes`` is
         ``[]``, ``version`` 0, ``updated_at`` and ``updated_by`` null. An unknown category code
@@ -169,7 +169,7 @@ class TemplateController(Controller):
         responses=problem_responses(400),
     )
     async def list_templates(
-        self, state: State, cursor: PageCursor = None, limit: PageLimit = DEFAULT_LIMIT
+        self, state: AppState, cursor: PageCursor = None, limit: PageLimit = DEFAULT_LIMIT
     ) -> Page[TemplateRead]:
         """Every category's template, in category code order."""
         return await templates.list_templates(state.pool, None, cursor=cursor, limit=limit)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from api.deps import AUTH, DB
 from api.params import PathId
 from api.problems import problem_responses
+from api.state import AppState
 from emall.db.pool import Connection
 from emall.identity import service
 from emall.identity.models import (
@@ -22,7 +22,6 @@ from emall.identity.models import (
     TokenResponse,
 )
 from emall.principals import Principal
-from emall.settings import Settings
 
 SECURITY: list[dict[str, list[str]]] = [{"BearerToken": []}, {"ApiKey": []}]
 
@@ -39,7 +38,7 @@ class AuthController(Controller):
         responses=problem_responses(400, 401, 429, 413),
     )
     async def create_token(
-        self, data: JSONBody[TokenRequest], state: State, request: Request[Any, Any, Any]
+        self, data: JSONBody[TokenRequest], state: AppState, request: Request[Any, Any, Any]
     ) -> TokenResponse:
         """Exchange a username and password for a bearer token (JWT).
 
@@ -49,7 +48,7 @@ class AuthController(Controller):
         are slowed past a ceiling (20 by default): each further one waits a delay doubling up
         to a minute, answered meanwhile with 429 and Retry-After.
         """
-        settings: Settings = state.settings
+        settings = state.settings
         address = request.client.host if request.client else None
         return await service.log_in(state.pool, data, settings.auth, address)
 

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
@@ -27,6 +26,7 @@ from api.params import DEFAULT_LIMIT, PageCursor, PageLimit, PathId
 from api.problems import PROBLEM_JSON, Problem, problem_responses
 from api.request_checks import require_media_type
 from api.routes.identity import SECURITY
+from api.state import AppState
 from emall.db.pool import Connection, Pool
 from emall.errors import ValidationFailed
 from emall.imports import jobs
@@ -152,7 +152,7 @@ class ImportController(Controller):
     async def create_import_job(
         self,
         request: Request[Any, Any, Any],
-        state: State,
+        state: AppState,
         principal: NamedDependency[Principal],
         conn: NamedDependency[Connection],
         format: FormatQuery = None,

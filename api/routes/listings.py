@@ -47,13 +47,15 @@ from emall.listings.price_models import (
 )
 from emall.pagination import Page
 from emall.principals import Principal
-from emall.structs import CATEGORY_CODE, NO_NUL, REGION_CODE
+from emall.structs import CATEGORY_CODE, END, REGION_CODE
 
+# An entity-tag list is visible ASCII (RFC 9110 8.8.3): what a client can send in a header.
+IF_MATCH = rf"^[\x21-\x7e][\x20-\x7e]*{END}"
 IfMatch = Annotated[
     str | None,
     HeaderParameter(
         name="If-Match",
-        pattern=NO_NUL,
+        pattern=IF_MATCH,
         description="the offer's ETag, from GET or the last change (required: without it 428)",
     ),
 ]
@@ -70,7 +72,7 @@ class _ConditionalOperation(Operation):
         for parameter in self.parameters or []:
             if isinstance(parameter, Parameter) and parameter.name == "If-Match":
                 parameter.required = True
-                parameter.schema = Schema(type=OpenAPIType.STRING, min_length=1, pattern=NO_NUL)
+                parameter.schema = Schema(type=OpenAPIType.STRING, min_length=1, pattern=IF_MATCH)
 
 
 def _with_etag(offer: OfferRead, status_code: int = 200) -> Response[OfferRead]:

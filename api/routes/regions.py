@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.datastructures import State
 from litestar.params import FromQuery, PathParameter
 
 from api.params import DEFAULT_LIMIT, PageCursor, PageLimit, RegionFilter, TextFilter
 from api.problems import problem_responses
+from api.state import AppState
 from emall.pagination import Page
 from emall.regions import service
 from emall.regions.models import RegionDetail, RegionLevel, RegionRead
@@ -28,7 +28,7 @@ class RegionController(Controller):
     @get(operation_id="listRegions", summary="Search regions", responses=problem_responses(400))
     async def list_regions(
         self,
-        state: State,
+        state: AppState,
         q: TextFilter = None,
         level: FromQuery[RegionLevel | None] = None,
         parent_code: RegionFilter = None,
@@ -46,7 +46,7 @@ class RegionController(Controller):
         summary="One region with its ancestors",
         responses=problem_responses(400, 404),
     )
-    async def get_region(self, state: State, code: RegionCodePath) -> RegionDetail:
+    async def get_region(self, state: AppState, code: RegionCodePath) -> RegionDetail:
         """A region, its ancestors (nearest first) and how many children it has."""
         return await service.get_region(state.pool, code)
 
@@ -58,7 +58,7 @@ class RegionController(Controller):
     )
     async def children(
         self,
-        state: State,
+        state: AppState,
         code: RegionCodePath,
         cursor: PageCursor = None,
         limit: PageLimit = DEFAULT_LIMIT,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
@@ -13,14 +12,14 @@ from api.deps import AUTH
 from api.params import PriceFilter
 from api.problems import problem_responses
 from api.routes.identity import SECURITY
+from api.state import AppState
 from emall.composition import lags as outbox_lags
+from emall.errors import convert
 from emall.listings.models import PolicyTag
 from emall.outbox.worker import ConsumerLag
 from emall.principals import Principal
 from emall.search import query
-from emall.search.index import index_uid
 from emall.search.models import MAX_QUERY_LENGTH, SearchRequest, SearchResult, Sort, Suggestions
-from emall.settings import Settings
 from emall.structs import CATEGORY_CODE, NO_NUL, REGION_CODE, Struct
 
 Q = Annotated[
@@ -43,11 +42,6 @@ class SyncStatus(Struct):
     consumers: list[ConsumerLag]
 
 
-def _uid(state: State) -> str:
-    settings: Settings = state.settings
-    return index_uid(settings.search.index_prefix)
-
-
 class SearchController(Controller):
     path = "/search"
     tags = ["search"]
@@ -61,14 +55,16 @@ class SearchController(Controller):
     )
     async def search(
         self,
-        state: State,
+        state: AppState,
         principal: NamedDependency[Principal],
         q: Q = "",
         category: Annotated[
             str | None,
             QueryParameter(pattern=CATEGORY_CODE, description="a category code at any level"),
         ] = None,
-        brand: Annotated[str | None, QueryParameter(max_length=100, pattern=NO_NUL)] = None,
+        brand: Annotated[
+            str | None, QueryParameter(min_length=1, max_length=100, pattern=NO_NUL)
+        ] = None,
         policy_tag: Annotated[
             list[PolicyTag] | None, QueryParameter(description="repeat for several (all must hold)")
         ] = None,
@@ -83,19 +79,23 @@ class SearchController(Controller):
         built on the server), with highlights, facets (brand, category, policy tags), a total
         estimate and the processing time. ``degraded: true`` means Meilisearch was unreachable
         and PostgreSQL answered."""
-        request = SearchRequest(
-            q=q,
-            category=category,
-            brand=brand,
-            policy_tags=list(policy_tag or []),
-            price_min=price_min,
-            price_max=price_max,
-            delivery_region=delivery_region,
-            sort=sort,
-            page=page,
-            page_size=page_size,
+        # decoded, not constructed: every constraint of SearchRequest runs on the query
+        request = convert(
+            {
+                "q": q,
+                "category": category,
+                "brand": brand,
+                "policy_tags": policy_tag or [],
+                "price_min": price_min,
+                "price_max": price_max,
+                "delivery_region": delivery_region,
+                "sort": sort,
+                "page": page,
+                "page_size": page_size,
+            },
+            SearchRequest,
         )
-        return await query.search(state.pool, state.search, _uid(state), principal, request)
+        return await query.search(state.pool, state.search, state.index_uid, principal, request)
 
     @get(
         "/suggest",
@@ -104,10 +104,10 @@ class SearchController(Controller):
         responses=problem_responses(400, 401),
     )
     async def suggest(
-        self, state: State, principal: NamedDependency[Principal], q: Q
+        self, state: AppState, principal: NamedDependency[Principal], q: Q
     ) -> Suggestions:
         """Up to eight titles of offers the principal may buy that match what was typed."""
-        return await query.suggest(state.pool, state.search, _uid(state), principal, q)
+        return await query.suggest(state.pool, state.search, state.index_uid, principal, q)
 
     @get(
         "/status",
@@ -115,7 +115,7 @@ class SearchController(Controller):
         summary="Search sync lag",
         responses=problem_responses(401),
     )
-    async def status(self, state: State, principal: NamedDependency[Principal]) -> SyncStatus:
+    async def status(self, state: AppState, principal: NamedDependency[Principal]) -> SyncStatus:
         """How far search is behind the catalogue: the age in seconds of the oldest change that
         is due and not yet searchable, and how many such changes wait or were parked. Every other
         consumer of the outbox (payment checks, order events, later webhooks and statistics) is

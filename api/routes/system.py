@@ -6,12 +6,11 @@ import asyncio
 from typing import Any
 
 from litestar import Request, Response, get
-from litestar.datastructures import State
 
 from api.problems import problem_response, problem_responses
+from api.state import AppState
 from emall.search.client import search_is_available
-from emall.search.index import index_uid, settings_match
-from emall.settings import Settings
+from emall.search.index import settings_match
 from emall.structs import Struct
 
 
@@ -30,7 +29,7 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-async def _postgres_up(state: State) -> bool:
+async def _postgres_up(state: AppState) -> bool:
     try:
         async with asyncio.timeout(2):
             return bool(await state.pool.fetchval("select 1"))
@@ -38,7 +37,7 @@ async def _postgres_up(state: State) -> bool:
         return False
 
 
-async def _meilisearch_up(state: State) -> bool:
+async def _meilisearch_up(state: AppState) -> bool:
     try:
         async with asyncio.timeout(2):
             if not await search_is_available(state.search):
@@ -49,12 +48,11 @@ async def _meilisearch_up(state: State) -> bool:
         return False
 
 
-async def _index_ready(state: State) -> bool:
+async def _index_ready(state: AppState) -> bool:
     """The offers index exists with the settings emall applies at start-up."""
-    settings: Settings = state.settings
     try:
         async with asyncio.timeout(2):
-            return await settings_match(state.search, index_uid(settings.search.index_prefix))
+            return await settings_match(state.search, state.index_uid)
     except Exception:
         return False
 
@@ -66,7 +64,7 @@ async def _index_ready(state: State) -> bool:
     summary="Readiness",
     responses=problem_responses(503),
 )
-async def ready(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+async def ready(request: Request[Any, Any, Any], state: AppState) -> Response[Any]:
     """PostgreSQL, Meilisearch and the offers index's settings are each checked; 503 names the
     part that is down."""
     pg, meili, index = await asyncio.gather(

@@ -10,10 +10,15 @@ it: Chinese first, with the English after it, because procurement officers read 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
 
 from emall.structs import FrozenStruct
+
+T = TypeVar("T")
 
 
 class ErrorKind(enum.Enum):
@@ -87,6 +92,24 @@ class MalformedInput(ValidationFailed):
 
     code = "malformed_input"
     kind = ErrorKind.MALFORMED
+
+
+_AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def convert(values: Any, type_: type[T]) -> T:
+    """``values`` (plain builtins: a query's parameters, a row) as ``type_``, with every
+    constraint its Structs declare checked; refused as ``MalformedInput`` naming the field by
+    msgspec's path (``$.delivery[0].region_code`` names ``delivery[0].region_code``)."""
+    try:
+        return msgspec.convert(values, type_)
+    except msgspec.ValidationError as exc:
+        match = _AT.match(str(exc))
+        reason = match["reason"] if match else str(exc)
+        path = (match["path"] if match and match["path"] else "").lstrip(".")
+        raise MalformedInput.single(
+            path or "body", f"不符合接口文档 (does not match the API document): {reason}"
+        ) from None
 
 
 class NotAuthenticated(EmallError):

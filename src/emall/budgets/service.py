@@ -10,12 +10,13 @@ audit event, in the same transaction; the database's checks guard the invariant
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import asyncpg
 
-from emall.audit import record_event
+from emall.audit import record, record_event
 from emall.budgets.models import BudgetAdjust, BudgetLineCreate, BudgetLineRead, LedgerEntry
+from emall.budgets.movements import Kind, movement_ctes, movement_event
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, ValidationFailed
 from emall.pagination import Page, page_args, page_of
@@ -31,7 +32,6 @@ _FROM = "from budget_lines l join organisations o on o.id = l.agency_id"
 _LEDGER_COLUMNS = "id, kind, amount_fen, order_id, note, created_by, created_at"
 _BALANCE_CONSTRAINTS = {"budget_lines_balance_check", "budget_lines_nonnegative_check"}
 _NAME = "预算指标"
-_PAST = {"reserve": "reserved", "release": "released", "spend": "spent"}
 
 
 def _read(row: asyncpg.Record) -> BudgetLineRead:
@@ -300,65 +300,45 @@ async def _move(
     line_id: int,
     amount_fen: int,
     *,
-    kind: str,
-    change: str,
-    condition: str,
+    kind: Kind,
     order_id: int | None,
     actor_user_id: int | None,
 ) -> BudgetLineRead | None:
-    """One conditional update of the line and its ledger row, in one statement; None when the
-    condition does not hold (or the line does not exist). Writes the audit event too."""
+    """One movement for one order, as ``movement_ctes`` moves money for many: one statement,
+    None when the line's condition does not hold (or the line does not exist). Records the
+    audit event too."""
     if amount_fen <= 0:
         raise ValidationFailed.single("amount_fen", "金额必须大于 0 (amount_fen must be > 0)")
     async with conn.transaction():  # a savepoint inside the caller's transaction
-        row = await conn.fetchrow(
-            f"""
-            with moved as (
-                update budget_lines
-                set {change}, version = version + 1, updated_at = now()
-                where id = $1 and {condition}
-                returning *
-            ), entry as (
-                insert into budget_ledger (budget_line_id, kind, amount_fen, order_id, created_by)
-                select id, $5, $2, $3, $4 from moved
-            )
-            select {_COLUMNS} from moved l join organisations o on o.id = l.agency_id
-            """,
-            line_id,
-            amount_fen,
-            order_id,
-            actor_user_id,
-            kind,
-        )
+        row = await conn.fetchrow(_MOVE[kind], line_id, amount_fen, order_id, actor_user_id)
         if row is None:
             return None
         line = _read(row)
-        await conn.execute(
-            """
-            insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type,
-                                      entity_id, region_code, after)
-            values ($1, (select organisation_id from users where id = $1), $2, 'budget_line',
-                    $3, $4, $5)
-            """,
-            actor_user_id,
-            f"budget_line.{_PAST[kind]}",
-            str(line_id),
-            row["region_code"],
-            _movement(line, kind, amount_fen, order_id),
+        event = movement_event(
+            line_id,
+            kind,
+            amount_fen,
+            order_id=order_id,
+            amount_fen_after=line.amount_fen,
+            reserved_fen_after=line.reserved_fen,
+            spent_fen_after=line.spent_fen,
+            version=line.version,
+            actor_user_id=actor_user_id,
+            region_code=row["region_code"],
         )
+        await record(conn, [event])
     return line
 
 
-def _movement(line: BudgetLineRead, kind: str, amount_fen: int, order_id: int | None) -> Any:
-    return {
-        "kind": kind,
-        "amount_fen": amount_fen,
-        "order_id": order_id,
-        "amount_fen_after": line.amount_fen,
-        "reserved_fen_after": line.reserved_fen,
-        "spent_fen_after": line.spent_fen,
-        "version": line.version,
-    }
+# $1 the line, $2 the amount, $3 the order, $4 the acting user
+_MOVE: dict[Kind, str] = {
+    kind: f"""
+with entry as (select $3::bigint as order_id, $2::bigint as amount_fen, 1 as n),
+{movement_ctes(kind, line="$1", entries="entry", amount="$2", count="1", actor="$4")}
+select {_COLUMNS} from moved l join organisations o on o.id = l.agency_id
+"""
+    for kind in ("reserve", "release", "spend")
+}
 
 
 async def reserve(
@@ -377,8 +357,6 @@ async def reserve(
         line_id,
         amount_fen,
         kind="reserve",
-        change="reserved_fen = reserved_fen + $2",
-        condition="reserved_fen + spent_fen + $2 <= amount_fen",
         order_id=order_id,
         actor_user_id=actor_user_id,
     )
@@ -404,8 +382,6 @@ async def release(
         line_id,
         amount_fen,
         kind="release",
-        change="reserved_fen = reserved_fen - $2",
-        condition="reserved_fen >= $2",
         order_id=order_id,
         actor_user_id=actor_user_id,
     )
@@ -428,8 +404,6 @@ async def spend(
         line_id,
         amount_fen,
         kind="spend",
-        change="reserved_fen = reserved_fen - $2, spent_fen = spent_fen + $2",
-        condition="reserved_fen >= $2",
         order_id=order_id,
         actor_user_id=actor_user_id,
     )

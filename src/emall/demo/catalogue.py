@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import msgspec
 
-from emall.audit import record_event
+from emall.audit import AuditEvent, OutboxMessage, record, record_event
 from emall.db.pool import Connection, Pool
 from emall.demo.generator import DEMO_TEMPLATES, generate_offer_rows
 from emall.demo.parties import ORGANISATIONS
@@ -129,18 +129,29 @@ async def seed_demo_catalogue(pool: Pool, size: int = DEMO_CATALOGUE_SIZE) -> in
                 result.created_products,
                 result.matched_products,
             )
-        for offer in await conn.fetch(_LIST_DRAFTS, supplier_ids):
-            listed += 1
-            await conn.execute(
-                "insert into audit_events (actor_user_id, action, entity_type, entity_id, region_code, after) "
-                "values ($1, 'offer.listed', 'offer', $2, $3, jsonb_build_object('status', 'listed'))",
-                offer["reviewed_by"],
-                str(offer["id"]),
-                offer["region"],
-            )
-            await conn.execute(
-                "insert into outbox (topic, aggregate_type, aggregate_id, payload) "
-                "values ('offer.changed', 'offer', $1, '{\"status\": \"listed\"}')",
-                str(offer["id"]),
-            )
+        drafts = await conn.fetch(_LIST_DRAFTS, supplier_ids)
+        listed += len(drafts)
+        await record(
+            conn,
+            [
+                AuditEvent(
+                    action="offer.listed",
+                    entity_type="offer",
+                    entity_id=str(offer["id"]),
+                    actor_user_id=offer["reviewed_by"],
+                    region_code=offer["region"],
+                    after={"status": "listed"},
+                )
+                for offer in drafts
+            ],
+            [
+                OutboxMessage(
+                    topic="offer.changed",
+                    aggregate_type="offer",
+                    aggregate_id=str(offer["id"]),
+                    payload={"status": "listed"},
+                )
+                for offer in drafts
+            ],
+        )
     return listed

@@ -1,49 +1,30 @@
 """Checkout: the cart becomes one order per supplier, in one transaction.
 
-* Each line snapshots the offer's price and terms; each order records the delivery region, the
-  budget line charged and the city-rule version it was checked against.
-* An order above the e-mall ceiling is refused: a formal procurement procedure is required.
-* Warnings the buyer must acknowledge first: a price above its category's median, and order
-  splitting (拆单) — this agency's orders in the same level-3 category within the rule's window
-  would together exceed the ceiling; an acknowledged splitting warning is flagged to the
-  region's operator.
-* Stock is taken with one conditional update per offer (never oversold); an order above the
-  approval threshold waits for an approver, any other reserves its budget at once (one
-  conditional update of the line, a ledger row and an audit event per order, as
-  ``emall.budgets.service.reserve`` does). Any refusal undoes the whole checkout.
+Read the cart, priced; check it against the rules; place the orders:
 
-A checkout is three statements, whatever the cart holds: one claims the cart (it empties it
-as it reads it, so one cart becomes at most one checkout whatever the concurrency) and reads
-everything the checks need (the delivery region, the budget line, the rule in force, the cart
-with each offer's visibility, delivery time and category median, and the agency's earlier
-orders per category); one writes the whole checkout with data-modifying CTEs (stock, orders,
-lines, budget, flags) and returns the orders; one records the audit events and outbox rows.
-The database's conditional updates and checks still decide stock and budget: the statement
-locks the offers in id order before the budget line, as concurrent checkouts must never wait
-on each other in a cycle.
+* One statement claims the cart (it empties it as it reads it, so one cart becomes at most one
+  checkout whatever the concurrency) and reads everything the rules need: the delivery region,
+  the budget line, the city rule in force, each line's offer terms, visibility, delivery time
+  and category median, and the agency's earlier orders per level-3 category. A refused
+  checkout rolls the claim back with everything else.
+* ``emall.ordering.rules`` decides, without I/O: buyable lines, the e-mall ceiling, the
+  warnings to acknowledge (a price above the category median, order splitting), and each
+  order's status (waiting for an approver above the approval threshold).
+* ``emall.ordering.place`` writes the orders, their lines, stock, budget reservations, flags,
+  audit events and outbox rows: two statements whatever the cart holds.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections import defaultdict
-from typing import Any
-
 import asyncpg
-import msgspec
 
 from emall.clock import today
 from emall.db.pool import Connection
 from emall.errors import Conflict, ValidationFailed
 from emall.listings.offers import BUYER_VISIBLE_SQL
-from emall.ordering.errors import CeilingExceeded, WarningsToAcknowledge
-from emall.ordering.models import (
-    CheckoutRequest,
-    CheckoutResult,
-    CheckoutWarning,
-    OrderLineRead,
-    OrderRead,
-)
+from emall.ordering.models import CheckoutRequest, CheckoutResult
+from emall.ordering.place import Placement, place
+from emall.ordering.rules import CartLine, Earlier, Rule, plan
 from emall.policy import Resource, authorize
 from emall.principals import Principal
 from emall.regions.service import require_region
@@ -110,110 +91,6 @@ left join earlier e on e.category3_code = i.category3_code
 order by i.offer_id
 """
 
-# $1 checkout id, $2 agency, $3 user, $4 the buyer's region, $5 the delivery region, $6 the
-# budget line, $7 the rule, $8 offer ids in id order, $9 the orders (JSON), $10 the lines (JSON),
-# $11 the budget to reserve (the submitted orders' total), $12 how many orders reserve it.
-_WRITE = """
-with wanted as (
-    select * from jsonb_to_recordset($10::jsonb) as l(
-        supplier_id bigint, offer_id bigint, product_id bigint, title text, unit text,
-        category_code text, category3_code text, unit_price_fen bigint, quantity integer,
-        delivery_days integer, policy_tags text[])
-), new_orders as (
-    select * from jsonb_to_recordset($9::jsonb) as s(
-        supplier_id bigint, status text, total_fen bigint, warnings jsonb, splitting jsonb)
-), locked as materialized (
-    select id from offers where id = any($8::bigint[]) order by id for update
-), stock as (
-    update offers o
-    set stock = o.stock - w.quantity, sales_count = o.sales_count + w.quantity,
-        updated_at = now()
-    from wanted w
-    where o.id = w.offer_id and o.id in (select id from locked)
-      and o.status = 'listed' and o.stock >= w.quantity
-    returning o.id
-), placed as (
-    insert into orders (checkout_id, agency_id, buyer_user_id, supplier_id, region_code,
-                        delivery_region_code, budget_line_id, city_rule_id, status, total_fen,
-                        reserved_fen, warnings)
-    select $1, $2, $3, n.supplier_id, $4, $5, $6, $7, n.status, n.total_fen,
-           case when n.status = 'submitted' then n.total_fen else 0 end, n.warnings
-    from new_orders n
-    order by n.supplier_id
-    returning *
-), lined as (
-    insert into order_lines (order_id, offer_id, product_id, title, unit, category_code,
-                             category3_code, unit_price_fen, quantity, line_total_fen,
-                             delivery_days, policy_tags)
-    select p.id, w.offer_id, w.product_id, w.title, w.unit, w.category_code, w.category3_code,
-           w.unit_price_fen, w.quantity, w.unit_price_fen * w.quantity, w.delivery_days,
-           w.policy_tags
-    from placed p join wanted w on w.supplier_id = p.supplier_id
-    order by p.id, w.offer_id
-    returning id, order_id, offer_id, product_id, title, unit, category_code, unit_price_fen,
-              quantity, line_total_fen, delivery_days, confirmed_quantity, accepted_quantity
-), reserved as (
-    -- one conditional update decides, so concurrent reservations can never together exceed
-    -- the amount; it reads the stock first, so the offers are locked before the line
-    update budget_lines
-    set reserved_fen = reserved_fen + $11, version = version + $12, updated_at = now()
-    where id = $6 and $12 > 0 and reserved_fen + spent_fen + $11 <= amount_fen
-      and (select count(*) from stock) = cardinality($8::bigint[])
-    returning id, agency_id, amount_fen, reserved_fen, spent_fen, version
-), reservations as (
-    -- each submitted order's reservation, with the line's figures after it (in supplier order)
-    select p.id as order_id, p.total_fen, r.id as line_id, r.agency_id, r.amount_fen, r.spent_fen,
-           r.reserved_fen - $11 + sum(p.total_fen) over w as reserved_after,
-           r.version - $12 + row_number() over w as version_after
-    from reserved r cross join placed p
-    where p.status = 'submitted'
-    window w as (order by p.supplier_id)
-), ledger as (
-    insert into budget_ledger (budget_line_id, kind, amount_fen, order_id, created_by)
-    select line_id, 'reserve', total_fen, order_id, $3
-    from reservations order by reserved_after
-), budget_events as (
-    insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type,
-                              entity_id, region_code, after)
-    select $3, (select organisation_id from users where id = $3), 'budget_line.reserved',
-           'budget_line', m.line_id::text,
-           (select a.region_code from organisations a where a.id = m.agency_id),
-           jsonb_build_object('kind', 'reserve', 'amount_fen', m.total_fen,
-                              'order_id', m.order_id, 'amount_fen_after', m.amount_fen,
-                              'reserved_fen_after', m.reserved_after,
-                              'spent_fen_after', m.spent_fen, 'version', m.version_after)
-    from reservations m
-    order by m.reserved_after
-), flagged as (
-    insert into order_flags (order_id, kind, region_code, detail)
-    select p.id, 'splitting', $4, n.splitting
-    from placed p join new_orders n on n.supplier_id = p.supplier_id
-    where n.splitting is not null
-)
-select p.id, p.checkout_id::text as checkout_id, p.supplier_id,
-       (select s.name from organisations s where s.id = p.supplier_id) as supplier_name,
-       p.status, p.total_fen, p.reserved_fen, p.warnings, p.version, p.created_at, p.updated_at,
-       (select jsonb_agg(to_jsonb(l) - 'order_id' order by l.id)
-        from lined l where l.order_id = p.id) as lines,
-       (select array_agg(id) from stock) as stocked,
-       exists (select 1 from reserved) as reserved
-from placed p
-order by p.id
-"""
-
-# $1 user, $2 agency, $3 the buyer's region, $4 [{id, after, payload}] per order in id order.
-_RECORD = """
-with created as (
-    select * from jsonb_to_recordset($4::jsonb) as e(id bigint, after jsonb, payload jsonb)
-), events as (
-    insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type,
-                              entity_id, region_code, after)
-    select $1, $2, 'order.created', 'order', id::text, $3, after from created order by id
-)
-insert into outbox (topic, aggregate_type, aggregate_id, payload)
-select 'order.created', 'order', id::text, payload from created order by id
-"""
-
 
 async def checkout(conn: Connection, principal: Principal, data: CheckoutRequest) -> CheckoutResult:
     """Place the cart's orders in the caller's transaction (and idempotency), or in one of its
@@ -236,7 +113,27 @@ async def checkout(conn: Connection, principal: Principal, data: CheckoutRequest
         today(),
         principal.organisation_id,
     )
-    head = rows[0]
+    rule = await _rule(conn, principal, data, rows[0], delivery_region)
+    lines, earlier = _cart(rows)
+    orders, warnings = plan(lines, earlier, rule, data.acknowledge)
+    placement = Placement(
+        source="cart",
+        delivery_region_code=delivery_region,
+        budget_line_id=data.budget_line_id,
+        rule=rule,
+    )
+    placed = await place(conn, principal, placement, orders)
+    return CheckoutResult(checkout_id=str(placed[0].checkout_id), orders=placed, warnings=warnings)
+
+
+async def _rule(
+    conn: Connection,
+    principal: Principal,
+    data: CheckoutRequest,
+    head: asyncpg.Record,
+    delivery_region: str,
+) -> Rule:
+    """The checkout's frame: a known delivery region, the agency's own budget line, a rule."""
     if head["delivery_chain"] is None:
         await require_region(conn, delivery_region, "delivery_region_code")  # raises
     if head["line_agency_id"] != principal.organisation_id:
@@ -248,209 +145,44 @@ async def checkout(conn: Connection, principal: Principal, data: CheckoutRequest
         raise Conflict(
             "本地区尚未设定电子卖场规则，暂不能下单 (no e-mall rule is in force for this region)"
         )
-    items = [r for r in rows if r["offer_id"] is not None]
-    if not items:
-        raise ValidationFailed.single("cart", "购物车为空 (the cart is empty)")
-    for item in items:
-        if not item["visible"] or item["delivery_days"] is None:
-            raise ValidationFailed.single(
-                f"cart[{item['offer_id']}]",
-                "该商品已不可购买或不配送到该地区 (no longer buyable here, or not delivered there)",
-            )
-        if item["quantity"] < item["min_order_qty"]:
-            raise ValidationFailed.single(
-                f"cart[{item['offer_id']}].quantity", f"低于最小起订量 {item['min_order_qty']}"
-            )
-
-    by_supplier: dict[int, list[asyncpg.Record]] = defaultdict(list)
-    for item in items:
-        by_supplier[item["supplier_id"]].append(item)
-    totals = {
-        s: sum(i["price_fen"] * i["quantity"] for i in lines) for s, lines in by_supplier.items()
-    }
-    for total in totals.values():
-        if total > head["ceiling_fen"]:
-            raise CeilingExceeded(total, head["ceiling_fen"], head["rule_version"])
-
-    warnings = _warnings(items, head["ceiling_fen"], head["splitting_window_days"])
-    unacknowledged = sorted({w.code for w in warnings} - set(data.acknowledge))
-    if unacknowledged:
-        raise WarningsToAcknowledge(warnings, unacknowledged)
-
-    new_orders: list[dict[str, Any]] = []
-    for supplier_id in sorted(by_supplier):
-        total = totals[supplier_id]
-        order_warnings = [w for w in warnings if w.detail.get("supplier_id") in (None, supplier_id)]
-        splitting = [w.detail for w in order_warnings if w.code == "splitting"]
-        new_orders.append(
-            {
-                "supplier_id": supplier_id,
-                "status": "pending_approval"
-                if total > head["approval_threshold_fen"]
-                else "submitted",
-                "total_fen": total,
-                "warnings": [
-                    {"code": w.code, "message": w.message, "detail": w.detail}
-                    for w in order_warnings
-                ],
-                "splitting": {"warnings": splitting} if splitting else None,
-            }
-        )
-    submitted = [o for o in new_orders if o["status"] == "submitted"]
-    to_reserve = sum(o["total_fen"] for o in submitted)
-    placed = await conn.fetch(
-        _WRITE,
-        uuid.uuid4(),
-        principal.organisation_id,
-        principal.user_id,
-        principal.region_code,
-        delivery_region,
-        data.budget_line_id,
-        head["rule_id"],
-        sorted(i["offer_id"] for i in items),
-        new_orders,
-        [
-            {
-                "supplier_id": i["supplier_id"],
-                "offer_id": i["offer_id"],
-                "product_id": i["product_id"],
-                "title": i["title"],
-                "unit": i["unit"],
-                "category_code": i["category_code"],
-                "category3_code": i["category3_code"],
-                "unit_price_fen": i["price_fen"],
-                "quantity": i["quantity"],
-                "delivery_days": i["delivery_days"],
-                "policy_tags": list(i["policy_tags"]),
-            }
-            for i in items
-        ],
-        to_reserve,
-        len(submitted),
-    )
-    stocked = set(placed[0]["stocked"] or ())
-    for item in items:  # in offer id order, as the stock was taken
-        if item["offer_id"] not in stocked:
-            raise Conflict(f"库存不足 (insufficient stock): offer {item['offer_id']}")
-    if submitted and not placed[0]["reserved"]:
-        await _refuse_budget(conn, data.budget_line_id, [o["total_fen"] for o in submitted])
-
-    orders = [
-        OrderRead(
-            id=row["id"],
-            checkout_id=row["checkout_id"],
-            agency_id=principal.organisation_id,
-            buyer_user_id=principal.user_id,
-            supplier_id=row["supplier_id"],
-            supplier_name=row["supplier_name"],
-            region_code=principal.region_code,
-            delivery_region_code=delivery_region,
-            budget_line_id=data.budget_line_id,
-            city_rule_id=head["rule_id"],
-            city_rule_version=head["rule_version"],
-            status=row["status"],
-            status_reason=None,
-            total_fen=row["total_fen"],
-            reserved_fen=row["reserved_fen"],
-            accepted_fen=None,
-            defects=None,
-            payment_due_date=None,
-            paid_fen=None,
-            paid_on=None,
-            payment_reference=None,
-            warnings=[CheckoutWarning(**w) for w in row["warnings"]],
-            lines=msgspec.convert(row["lines"], list[OrderLineRead]),
-            version=row["version"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
-        for row in placed
-    ]
-    await conn.execute(
-        _RECORD,
-        principal.user_id,
-        principal.organisation_id,
-        principal.region_code,
-        [
-            {
-                "id": order.id,
-                "after": msgspec.to_builtins(order),
-                "payload": {"status": order.status, "total_fen": order.total_fen},
-            }
-            for order in orders
-        ],
-    )
-    return CheckoutResult(checkout_id=str(orders[0].checkout_id), orders=orders, warnings=warnings)
-
-
-async def _refuse_budget(conn: Connection, line_id: int, totals: list[int]) -> None:
-    """The reservation was refused: name the order that did not fit, as reserving the orders
-    one by one (in supplier order) would have."""
-    available: int = await conn.fetchval(
-        "select amount_fen - reserved_fen - spent_fen from budget_lines where id = $1", line_id
-    )
-    remaining = available
-    for total in totals:
-        if total > remaining:
-            raise _insufficient(remaining, total)
-        remaining -= total
-    raise _insufficient(available, sum(totals))  # the line changed since: report it as it is
-
-
-def _insufficient(available: int, requested: int) -> Conflict:
-    return Conflict(
-        f"预算不足 (insufficient budget): available {available} fen, requested {requested} fen"
+    return Rule(
+        id=head["rule_id"],
+        version=head["rule_version"],
+        ceiling_fen=head["ceiling_fen"],
+        approval_threshold_fen=head["approval_threshold_fen"],
+        splitting_window_days=head["splitting_window_days"],
     )
 
 
-def _warnings(
-    items: list[asyncpg.Record], ceiling_fen: int, window_days: int
-) -> list[CheckoutWarning]:
-    warnings: list[CheckoutWarning] = []
-    for item in items:
-        median = item["median_fen"]
-        if median is not None and item["price_fen"] > median:
-            warnings.append(
-                CheckoutWarning(
-                    code="price_above_median",
-                    message=f"单价高于同品目中位价 {median} 分 (price above the category median)",
-                    detail={
-                        "offer_id": item["offer_id"],
-                        "supplier_id": item["supplier_id"],
-                        "unit_price_fen": item["price_fen"],
-                        "median_fen": median,
-                    },
-                )
+def _cart(rows: list[asyncpg.Record]) -> tuple[list[CartLine], dict[str, Earlier]]:
+    """The read's rows as the rules take them: the cart's lines, the earlier orders."""
+    lines: list[CartLine] = []
+    earlier: dict[str, Earlier] = {}
+    for row in rows:
+        if row["offer_id"] is None:
+            continue  # the one row of an empty cart
+        lines.append(_line(row))
+        if row["earlier_order_ids"]:
+            earlier[row["category3_code"]] = Earlier(
+                order_ids=list(row["earlier_order_ids"]), amount_fen=row["earlier_fen"]
             )
-    by_category: dict[str, int] = defaultdict(int)
-    earlier: dict[str, tuple[list[int], int]] = {}
-    for item in items:
-        by_category[item["category3_code"]] += item["price_fen"] * item["quantity"]
-        if item["earlier_order_ids"]:
-            earlier[item["category3_code"]] = (
-                list(item["earlier_order_ids"]),
-                item["earlier_fen"],
-            )
-    for category3, amount in sorted(by_category.items()):
-        order_ids, earlier_fen = earlier.get(category3, ([], 0))
-        together = amount + earlier_fen
-        if order_ids and together > ceiling_fen:
-            warnings.append(
-                CheckoutWarning(
-                    code="splitting",
-                    message=(
-                        f"{window_days}天内同一品目 {category3} 的采购合计 {together} 分，超过电子卖场限额 "
-                        f"{ceiling_fen} 分：化整为零规避正式采购程序是被禁止的，本单将报送交易中心 "
-                        f"(orders in this category within {window_days} days would exceed the ceiling; "
-                        "splitting a purchase to avoid a formal procedure is forbidden and is reported)"
-                    ),
-                    detail={
-                        "category3_code": category3,
-                        "amount_fen": amount,
-                        "together_fen": together,
-                        "ceiling_fen": ceiling_fen,
-                        "earlier_orders": order_ids,
-                    },
-                )
-            )
-    return warnings
+    return lines, earlier
+
+
+def _line(row: asyncpg.Record) -> CartLine:
+    return CartLine(
+        offer_id=row["offer_id"],
+        supplier_id=row["supplier_id"],
+        product_id=row["product_id"],
+        title=row["title"],
+        unit=row["unit"],
+        category_code=row["category_code"],
+        category3_code=row["category3_code"],
+        unit_price_fen=row["price_fen"],
+        quantity=row["quantity"],
+        min_order_qty=row["min_order_qty"],
+        delivery_days=row["delivery_days"],
+        policy_tags=list(row["policy_tags"]),
+        visible=row["visible"],
+        median_fen=row["median_fen"],
+    )

@@ -7,16 +7,16 @@ from typing import Annotated, Literal
 import msgspec
 
 from emall.listings.models import PolicyTag
-from emall.structs import CATEGORY_CODE, REGION_CODE, Struct
+from emall.structs import CATEGORY_CODE, NO_NUL, REGION_CODE, Struct
 
 Sort = Literal["relevance", "price_asc", "price_desc", "newest", "sales"]
 MAX_QUERY_LENGTH = 200
 
 
 class SearchRequest(Struct):
-    q: Annotated[str, msgspec.Meta(max_length=MAX_QUERY_LENGTH)] = ""
+    q: Annotated[str, msgspec.Meta(max_length=MAX_QUERY_LENGTH, pattern=NO_NUL)] = ""
     category: Annotated[str, msgspec.Meta(pattern=CATEGORY_CODE)] | None = None
-    brand: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    brand: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)] | None = None
     policy_tags: list[PolicyTag] = []
     price_min: Annotated[int, msgspec.Meta(ge=0, le=9_000_000_000_000_000)] | None = None
     price_max: Annotated[int, msgspec.Meta(ge=0, le=9_000_000_000_000_000)] | None = None
