@@ -567,11 +567,21 @@ async def test_rows_report_matched_products_what_they_kept_and_every_offer_id(
         "specs": {"memory_gb": 16, "cpu": "i7"},
         "unit": "台",
     }
-    made = await client.post(
-        "/api/v1/products", json=shared, headers=await token_for(pool, "zg_supplier_admin")
-    )
+    laptop = {
+        "category_code": LAPTOP,
+        "brand": "共享品牌",
+        "model": "Book 14",
+        "title": "共享品牌便携式计算机 B14",
+        "specs": {"memory_gb": 16},
+        "image_urls": ["https://img.example.com/b14.jpg"],
+    }
+    zg = await token_for(pool, "zg_supplier_admin")
+    made = await client.post("/api/v1/products", json=shared, headers=zg)
     assert made.status_code == 201, made.text
     product_id = made.json()["id"]
+    made = await client.post("/api/v1/products", json=laptop, headers=zg)
+    assert made.status_code == 201, made.text
+    laptop_id = made.json()["id"]
     headers = await token_for(pool, "nj_supplier_admin")
     supplier = await org_id(pool, NJ_SUPPLIER)
     matching = {
@@ -582,12 +592,22 @@ async def test_rows_report_matched_products_what_they_kept_and_every_offer_id(
         "specs": {"memory_gb": 8, "cpu": "i7"},
         "unit": "台",
     }
-    rows = [matching, good_row(2), {**good_row(3), "price_fen": 0}]
+    # no specs given (the laptop template requires none) and other images: only images kept
+    other_images = {
+        **good_row(4),
+        "category_code": LAPTOP,
+        "brand": "共享品牌",
+        "model": "BOOK 14",
+        "title": laptop["title"],
+        "specs": {},
+        "image_urls": ["https://img.example.com/mine.jpg"],
+    }
+    rows = [matching, good_row(2), {**good_row(3), "price_fen": 0}, other_images]
     content = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode()
     job = await import_file(client, headers, content)
     assert job["status"] == "succeeded", job
-    assert (job["created_rows"], job["error_rows"]) == (2, 1)
-    assert (job["created_products"], job["matched_products"]) == (1, 1)
+    assert (job["created_rows"], job["error_rows"]) == (3, 1)
+    assert (job["created_products"], job["matched_products"]) == (1, 2)
 
     offers = {
         r["supplier_sku"]: (r["id"], r["product_id"])
@@ -605,6 +625,13 @@ async def test_rows_report_matched_products_what_they_kept_and_every_offer_id(
     assert answer.status_code == 200, answer.text
     items = answer.json()["items"]
     assert answer.json()["next_cursor"] is None
+    laptop_row = items.pop()
+    assert (laptop_row["row"], laptop_row["product"], laptop_row["product_id"]) == (
+        4,
+        "matched",
+        laptop_id,
+    )
+    assert [u["field"] for u in laptop_row["unapplied"]] == ["model", "image_urls"]
     unapplied = items[0].pop("unapplied")
     assert [u["field"] for u in unapplied] == ["model", "title", "specs"]
     assert all(u["reason"] and not u["reason"].isascii() for u in unapplied)  # Chinese first
@@ -646,8 +673,8 @@ async def test_rows_report_matched_products_what_they_kept_and_every_offer_id(
 
     # the same file again: nothing changes, and every row reports the ids it already had
     again = await import_file(client, headers, content)
-    assert (again["unchanged_rows"], again["created_rows"], again["error_rows"]) == (2, 0, 1)
-    assert (again["created_products"], again["matched_products"]) == (0, 2)
+    assert (again["unchanged_rows"], again["created_rows"], again["error_rows"]) == (3, 0, 1)
+    assert (again["created_products"], again["matched_products"]) == (0, 3)
     second = (await client.get(f"/api/v1/imports/{again['id']}/rows", headers=headers)).json()
     assert [
         (r["row"], r["product"], r["product_id"], r["offer"], r["offer_id"], len(r["unapplied"]))
@@ -656,13 +683,14 @@ async def test_rows_report_matched_products_what_they_kept_and_every_offer_id(
         (1, "matched", product_id, "unchanged", offers["NJ-00001"][0], 3),
         (2, "matched", offers["NJ-00002"][1], "unchanged", offers["NJ-00002"][0], 0),
         (3, None, None, None, None, 0),
+        (4, "matched", laptop_id, "unchanged", offers["NJ-00004"][0], 2),
     ]
 
     # pages, the outcome filter, the page bound, and who may see the rows
     page = (await client.get(path, params={"limit": 2}, headers=headers)).json()
     assert [r["row"] for r in page["items"]] == [1, 2]
     rest = await client.get(path, params={"cursor": page["next_cursor"]}, headers=headers)
-    assert [r["row"] for r in rest.json()["items"]] == [3]
+    assert [r["row"] for r in rest.json()["items"]] == [3, 4]
     refused = await client.get(path, params={"outcome": "refused"}, headers=headers)
     assert [r["row"] for r in refused.json()["items"]] == [3]
     too_many = await client.get(path, params={"limit": 5_001}, headers=headers)

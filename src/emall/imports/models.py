@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from emall.listings.models import OfferStatus
 from emall.structs import FrozenStruct, Struct
 
 ImportFormat = Literal["csv", "jsonl"]
@@ -62,7 +63,7 @@ class ImportRowResult(Struct):
     product_id: int | None = None
     offer: OfferOutcome | None = None
     offer_id: int | None = None
-    offer_status: Literal["draft", "submitted", "listed", "rejected", "delisted"] | None = None
+    offer_status: OfferStatus | None = None
     unapplied: list[UnappliedField] = []
     errors: list[RowError] = []
 

@@ -196,7 +196,7 @@ select c.id::text as entity_id,
        jsonb_build_object('id', c.id, 'category_code', c.category_code, 'brand', c.brand,
                           'model', c.model, 'title', c.title, 'specs', c.specs,
                           'image_urls', to_jsonb(c.image_urls), 'unit', c.unit,
-                          'import_job_id', $2::bigint) as after
+                          'import_job_id', $2::bigint)::text as after
 from created c join import_rows t on t.product_id = c.id
 order by t.row_no
 """
@@ -382,7 +382,7 @@ order by row_no
 _OUTBOX = """
 select offer_id::text as aggregate_id,
        jsonb_build_object('status', new_status, 'fields', to_jsonb(changed),
-                          'import_job_id', $1::bigint) as payload
+                          'import_job_id', $1::bigint)::text as payload
 from import_rows
 where action = 'updated' and old_status = 'listed'
 order by row_no
@@ -392,10 +392,11 @@ order by row_no
 # so the events take the delivery from the file rather than reading it back offer by offer.
 _AUDIT_OFFERS = f"""
 select o.id::text as entity_id, coalesce(o.review_region_code, $1) as region_code,
-       t.before,
-       {_offer_json("coalesce(f.delivery, '[]'::jsonb)")}
+       t.before::text as before,
+       ({_offer_json("coalesce(f.delivery, '[]'::jsonb)")}
            || jsonb_build_object('import_job_id', $2::bigint, 'row', t.row_no,
-                                 'result', t.action, 'changed', to_jsonb(t.changed)) as after
+                                 'result', t.action, 'changed', to_jsonb(t.changed)))::text
+           as after
 from import_rows t
 join offers o on o.id = t.offer_id
 left join (select d.row_no, {_DELIVERY_JSON} as delivery from import_delivery d group by d.row_no)
@@ -534,6 +535,7 @@ class FileSaver:
         created = await conn.fetch(_CREATE_PRODUCTS, supplier_id, self.job_id)
         if len(created) < len(batch.rows) - existing:
             await conn.execute(_REMAP_PRODUCTS)
+        # the events' JSON as the statements built it (msgspec.Raw): Python only passes it on
         events = [
             AuditEvent(
                 action="product.created",
@@ -541,7 +543,7 @@ class FileSaver:
                 entity_id=r["entity_id"],
                 actor_user_id=self.actor.user_id,
                 actor_organisation_id=supplier_id,
-                after=r["after"],
+                after=msgspec.Raw(r["after"]),
                 request_id=self.request_id,
             )
             for r in created
@@ -568,7 +570,7 @@ class FileSaver:
                 topic="offer.changed",
                 aggregate_type="offer",
                 aggregate_id=r["aggregate_id"],
-                payload=r["payload"],
+                payload=msgspec.Raw(r["payload"]),
             )
             for r in (await conn.fetch(_OUTBOX, self.job_id) if matched else [])
         ]
@@ -580,8 +582,8 @@ class FileSaver:
                 actor_user_id=self.actor.user_id,
                 actor_organisation_id=supplier_id,
                 region_code=r["region_code"],
-                before=r["before"],
-                after=r["after"],
+                before=None if r["before"] is None else msgspec.Raw(r["before"]),
+                after=msgspec.Raw(r["after"]),
                 request_id=self.request_id,
             )
             for r in await conn.fetch(_AUDIT_OFFERS, self.actor.region_code, self.job_id)
