@@ -177,9 +177,12 @@ def _report(job: ImportJobRead) -> None:
         f"created: {job.created_rows}  updated: {job.updated_rows}  "
         f"unchanged: {job.unchanged_rows}  error rows: {job.error_rows}"
     )
+    click.echo(f"products created: {job.created_products}  matched: {job.matched_products}")
     for error in job.errors[:SHOWN_ERRORS]:
         click.echo(f"  row {error.row}  {error.field}: {error.reason}")
     if len(job.errors) > SHOWN_ERRORS or job.error_rows > len(job.errors):
         click.echo(f"  … and more (see GET /api/v1/imports/{job.id})")
+    if job.status == "succeeded":
+        click.echo(f"each row's outcome and offer id: GET /api/v1/imports/{job.id}/rows")
     if job.failure:
         click.echo(f"failure: {job.failure}", err=True)

@@ -291,6 +291,23 @@ async def _fresh_offer(pool: Pool, status: str) -> int:
     return int(offer)
 
 
+def offers_review(decision: str, reason: str | None = None) -> Builder:
+    """A bulk review of one fresh submitted Neijiang offer. Its refusals of single offers are in
+    the body (an offer another operator may not see is ``not_found`` there): the call itself is
+    an operator's, refused with 403 to everyone else."""
+
+    async def build(pool: Pool) -> Request:
+        body: dict[str, Any] = {
+            "offer_ids": [await _fresh_offer(pool, "submitted")],
+            "decision": decision,
+        }
+        if reason is not None:
+            body["reason"] = reason
+        return Request("POST", "/api/v1/offers/review", body)
+
+    return build
+
+
 def offer_target(status: str, method: str, suffix: str = "", json: Any = None) -> Builder:
     async def build(pool: Pool) -> Request:
         return Request(method, f"/api/v1/offers/{await _fresh_offer(pool, status)}{suffix}", json)
@@ -539,14 +556,14 @@ def import_upload() -> Builder:
     return build
 
 
-def import_job_of(supplier: str) -> Builder:
+def import_job_of(supplier: str, suffix: str = "") -> Builder:
     async def build(pool: Pool) -> Request:
         job = await pool.fetchval(
             "insert into import_jobs (supplier_id, format, sha256) values ($1, 'jsonl', $2) returning id",
             await org_id(pool, supplier),
             "0" * 64,
         )
-        return Request("GET", f"/api/v1/imports/{job}")
+        return Request("GET", f"/api/v1/imports/{job}{suffix}")
 
     return build
 
@@ -1211,6 +1228,20 @@ CASES: dict[str, Case] = {
             ),
         ]
     ),
+    "reviewOffers": Case(
+        [
+            Scenario(
+                "approve one submitted in NJ",
+                offers_review("approve"),
+                only({"nj_operator", "zg_operator"}, default=NO),
+            ),
+            Scenario(
+                "reject one submitted in NJ",
+                offers_review("reject", "矩阵批量驳回"),
+                only({"nj_operator", "zg_operator"}, default=NO),
+            ),
+        ]
+    ),
     "delistOffer": Case(
         [
             Scenario(
@@ -1438,6 +1469,20 @@ CASES: dict[str, Case] = {
             Scenario(
                 "ZG supplier's job",
                 import_job_of(ZG_SUPPLIER),
+                only({"zg_supplier_admin", "admin"} | ZG_OVERSIGHT),
+            ),
+        ]
+    ),
+    "listImportJobRows": Case(
+        [
+            Scenario(
+                "NJ supplier's job",
+                import_job_of(NJ_SUPPLIER, "/rows"),
+                only(NJ_SUPPLIER_USERS | NJ_OVERSIGHT | {"admin"}),
+            ),
+            Scenario(
+                "ZG supplier's job",
+                import_job_of(ZG_SUPPLIER, "/rows"),
                 only({"zg_supplier_admin", "admin"} | ZG_OVERSIGHT),
             ),
         ]

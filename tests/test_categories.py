@@ -359,7 +359,8 @@ async def test_operator_puts_a_template_and_each_change_bumps_the_version(
     last_event = await _without_templates(pool, DESKTOP, "A02010104")
     operator = await token_for(pool, "nj_operator")
     missing = await client.get(TEMPLATE_PATH)
-    assert missing.status_code == 404
+    assert missing.status_code == 200, missing.text
+    assert missing.json()["version"] == 0
 
     created = await client.put(TEMPLATE_PATH, json=_desktop_template(), headers=operator)
     assert created.status_code == 200, created.text
@@ -433,6 +434,29 @@ async def test_operator_puts_a_template_and_each_change_bumps_the_version(
 
     assert [a.key for a in await load_template(pool, DESKTOP)] == ["cpu"]
     assert await load_template(pool, "A02010104") == []
+
+
+async def test_a_category_without_a_template_answers_an_empty_one(
+    client: AsyncTestClient[Litestar], pool: Pool
+) -> None:
+    """A leaf without a template, and a category above the leaves, answer 200 with an empty
+    template (a client builds its form from it without a special case for 404); an unknown code
+    is still 404."""
+    await _without_templates(pool, DESKTOP)
+    for code in (DESKTOP, "A02010100"):
+        response = await client.get(f"/api/v1/categories/{code}/template")
+        assert response.status_code == 200, (code, response.text)
+        assert response.json() == {
+            "category_code": code,
+            "category_name": _name(code),
+            "attributes": [],
+            "version": 0,
+            "updated_at": None,
+            "updated_by": None,
+        }
+    unknown = await client.get("/api/v1/categories/A99999999/template")
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_list_templates(client: AsyncTestClient[Litestar], pool: Pool) -> None:
@@ -536,7 +560,7 @@ async def test_template_refusals_name_the_field(
         assert response.status_code == 400, (fragment, response.text)
         assert any(fragment in f for f in _fields(response)), (fragment, response.text)
 
-    assert (await client.get(TEMPLATE_PATH)).status_code == 404
+    assert (await client.get(TEMPLATE_PATH)).json()["version"] == 0  # nothing stored
     assert (
         await pool.fetchval(
             "select count(*) from audit_events where action = 'template.updated' and id > $1",
@@ -559,7 +583,7 @@ async def test_only_operators_and_the_platform_admin_maintain_templates(
     anonymous = await client.put(TEMPLATE_PATH, json=_desktop_template())
     assert anonymous.status_code == 401
     assert anonymous.headers["content-type"].startswith("application/problem+json")
-    assert (await client.get(TEMPLATE_PATH)).status_code == 404
+    assert (await client.get(TEMPLATE_PATH)).json()["version"] == 0  # nothing stored
 
 
 # -- check_template and check_specs (pure) --------------------------------------------------------

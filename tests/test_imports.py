@@ -21,6 +21,7 @@ from emall.catalogue.templates import put_template
 from emall.db.pool import Pool
 from emall.imports import create_job, get_job, pipeline, run_job
 from emall.imports.models import ImportJobRead
+from emall.imports.outcomes import unapplied_fields
 from emall.imports.parse import parse_rows
 from emall.imports.save import FileSaver, SaveResult, save_rows, stage
 from emall.listings.models import OfferRow
@@ -547,6 +548,169 @@ async def test_a_product_offered_under_another_sku_is_a_row_error(
     assert "NJ-00001" in job["errors"][0]["reason"]
 
 
+# -- what each row did ---------------------------------------------------------------------------
+
+
+async def test_rows_report_matched_products_what_they_kept_and_every_offer_id(
+    client: AsyncTestClient[Litestar], pool: Pool
+) -> None:
+    """A row whose product another supplier created is ``matched``: the product keeps its
+    shared fields and the row's differing ones are listed as not applied; every saved row gives
+    its product and offer ids, a refused row its errors; the same file again reports the same
+    ids, matched and unchanged."""
+    await use_test_templates(pool)
+    shared = {
+        "category_code": DESKTOP,
+        "brand": "共享品牌",
+        "model": "Share 100",
+        "title": "共享品牌台式计算机 S100",
+        "specs": {"memory_gb": 16, "cpu": "i7"},
+        "unit": "台",
+    }
+    laptop = {
+        "category_code": LAPTOP,
+        "brand": "共享品牌",
+        "model": "Book 14",
+        "title": "共享品牌便携式计算机 B14",
+        "specs": {"memory_gb": 16},
+        "image_urls": ["https://img.example.com/b14.jpg"],
+    }
+    zg = await token_for(pool, "zg_supplier_admin")
+    made = await client.post("/api/v1/products", json=shared, headers=zg)
+    assert made.status_code == 201, made.text
+    product_id = made.json()["id"]
+    made = await client.post("/api/v1/products", json=laptop, headers=zg)
+    assert made.status_code == 201, made.text
+    laptop_id = made.json()["id"]
+    headers = await token_for(pool, "nj_supplier_admin")
+    supplier = await org_id(pool, NJ_SUPPLIER)
+    matching = {
+        **good_row(1),
+        "brand": "共享品牌",
+        "model": " share100 ",  # the same model without case or white space
+        "title": "川南改写的标题",
+        "specs": {"memory_gb": 8, "cpu": "i7"},
+        "unit": "台",
+    }
+    # no specs given (the laptop template requires none) and other images: only images kept
+    other_images = {
+        **good_row(4),
+        "category_code": LAPTOP,
+        "brand": "共享品牌",
+        "model": "BOOK 14",
+        "title": laptop["title"],
+        "specs": {},
+        "image_urls": ["https://img.example.com/mine.jpg"],
+    }
+    rows = [matching, good_row(2), {**good_row(3), "price_fen": 0}, other_images]
+    content = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode()
+    job = await import_file(client, headers, content)
+    assert job["status"] == "succeeded", job
+    assert (job["created_rows"], job["error_rows"]) == (3, 1)
+    assert (job["created_products"], job["matched_products"]) == (1, 2)
+
+    offers = {
+        r["supplier_sku"]: (r["id"], r["product_id"])
+        for r in await pool.fetch(
+            "select id, supplier_sku, product_id from offers where supplier_id = $1", supplier
+        )
+    }
+    assert offers["NJ-00001"][1] == product_id
+    kept = await pool.fetchrow("select model, title, specs from products where id = $1", product_id)
+    assert kept is not None
+    assert dict(kept) == {"model": "Share 100", "title": shared["title"], "specs": shared["specs"]}
+
+    path = f"/api/v1/imports/{job['id']}/rows"
+    answer = await client.get(path, headers=headers)
+    assert answer.status_code == 200, answer.text
+    items = answer.json()["items"]
+    assert answer.json()["next_cursor"] is None
+    laptop_row = items.pop()
+    assert (laptop_row["row"], laptop_row["product"], laptop_row["product_id"]) == (
+        4,
+        "matched",
+        laptop_id,
+    )
+    assert [u["field"] for u in laptop_row["unapplied"]] == ["model", "image_urls"]
+    unapplied = items[0].pop("unapplied")
+    assert [u["field"] for u in unapplied] == ["model", "title", "specs"]
+    assert all(u["reason"] and not u["reason"].isascii() for u in unapplied)  # Chinese first
+    errors = items[2].pop("errors")
+    assert [(e["row"], e["field"]) for e in errors] == [(3, "price_fen")]
+    assert items == [
+        {
+            "row": 1,
+            "outcome": "saved",
+            "product": "matched",
+            "product_id": product_id,
+            "offer": "created",
+            "offer_id": offers["NJ-00001"][0],
+            "offer_status": "draft",
+            "errors": [],
+        },
+        {
+            "row": 2,
+            "outcome": "saved",
+            "product": "created",
+            "product_id": offers["NJ-00002"][1],
+            "offer": "created",
+            "offer_id": offers["NJ-00002"][0],
+            "offer_status": "draft",
+            "unapplied": [],
+            "errors": [],
+        },
+        {
+            "row": 3,
+            "outcome": "refused",
+            "product": None,
+            "product_id": None,
+            "offer": None,
+            "offer_id": None,
+            "offer_status": None,
+            "unapplied": [],
+        },
+    ]
+
+    # the same file again: nothing changes, and every row reports the ids it already had
+    again = await import_file(client, headers, content)
+    assert (again["unchanged_rows"], again["created_rows"], again["error_rows"]) == (3, 0, 1)
+    assert (again["created_products"], again["matched_products"]) == (0, 3)
+    second = (await client.get(f"/api/v1/imports/{again['id']}/rows", headers=headers)).json()
+    assert [
+        (r["row"], r["product"], r["product_id"], r["offer"], r["offer_id"], len(r["unapplied"]))
+        for r in second["items"]
+    ] == [
+        (1, "matched", product_id, "unchanged", offers["NJ-00001"][0], 3),
+        (2, "matched", offers["NJ-00002"][1], "unchanged", offers["NJ-00002"][0], 0),
+        (3, None, None, None, None, 0),
+        (4, "matched", laptop_id, "unchanged", offers["NJ-00004"][0], 2),
+    ]
+
+    # pages, the outcome filter, the page bound, and who may see the rows
+    page = (await client.get(path, params={"limit": 2}, headers=headers)).json()
+    assert [r["row"] for r in page["items"]] == [1, 2]
+    rest = await client.get(path, params={"cursor": page["next_cursor"]}, headers=headers)
+    assert [r["row"] for r in rest.json()["items"]] == [3, 4]
+    refused = await client.get(path, params={"outcome": "refused"}, headers=headers)
+    assert [r["row"] for r in refused.json()["items"]] == [3]
+    too_many = await client.get(path, params={"limit": 5_001}, headers=headers)
+    assert too_many.status_code == 400
+    operator = await client.get(path, headers=await token_for(pool, "nj_operator"))
+    assert operator.status_code == 200
+    other = await client.get(path, headers=await token_for(pool, "zg_supplier_admin"))
+    assert other.status_code == 404
+
+
+def test_unapplied_fields_say_why_in_product_field_order() -> None:
+    fields = unapplied_fields(["unit", "specs", "brand"])
+    assert [f.field for f in fields] == ["brand", "specs", "unit"]
+    assert "不区分大小写" in fields[0].reason and "case" in fields[0].reason
+    assert "共用" in fields[1].reason and "specs" in fields[1].reason
+    assert unapplied_fields([]) == []
+    with pytest.raises(ValueError, match="price_fen"):
+        unapplied_fields(["price_fen"])
+
+
 # -- who may do what ----------------------------------------------------------------------------
 
 
@@ -641,6 +805,17 @@ async def test_a_file_of_several_batches_is_saved_whole_or_not_at_all(
     assert await counts(pool) == after
 
 
+async def _job_row(pool: Pool, principal: Principal) -> int:
+    """A job for the saver to record its rows under (the saver itself needs no file)."""
+    job_id: int = await pool.fetchval(
+        "insert into import_jobs (supplier_id, created_by, format, sha256) "
+        "values ($1, $2, 'jsonl', '') returning id",
+        principal.organisation_id,
+        principal.user_id,
+    )
+    return job_id
+
+
 async def test_batches_are_judged_as_the_whole_file(pool: Pool) -> None:
     """Rows that repeat a product of an earlier batch, or name a product that an earlier batch
     moved an offer away from, are refused as they would be in one batch. (The row check catches
@@ -651,8 +826,10 @@ async def test_batches_are_judged_as_the_whole_file(pool: Pool) -> None:
         values = {**good_row(number), "supplier_sku": sku, "model": model}
         return number, msgspec.convert(values, OfferRow)
 
+    job_id = await _job_row(pool, principal)
     async with pool.acquire() as conn, conn.transaction():
-        await save_rows(conn, principal, [row(1, "BATCH-Z", "BATCH-P0")], job_id=0)
+        await save_rows(conn, principal, [row(1, "BATCH-Z", "BATCH-P0")], job_id=job_id)
+    job_id = await _job_row(pool, principal)
     rows = [
         row(1, "BATCH-Z", "BATCH-Q"),  # moves the offer BATCH-Z from product P0 to Q
         row(2, "BATCH-1", "BATCH-R"),
@@ -666,7 +843,7 @@ async def test_batches_are_judged_as_the_whole_file(pool: Pool) -> None:
             transaction = conn.transaction()
             await transaction.start()
             try:
-                saver = FileSaver(conn, principal, job_id=0)
+                saver = FileSaver(conn, principal, job_id=job_id)
                 for batch in batches:
                     await saver.save(stage(batch))
                 return saver.result
@@ -765,12 +942,14 @@ def test_cli_import(database_url: str, tmp_path: Path) -> None:
     assert result.returncode == 0, (result.stdout, result.stderr)
     assert "succeeded" in result.stdout
     assert "created: 49  updated: 0  unchanged: 0  error rows: 1" in result.stdout
+    assert "products created: 49  matched: 0" in result.stdout
     assert "row 10  price_fen" in result.stdout
 
     uscc = asyncio.run(_uscc(database_url, supplier))
     again = run("catalogue", "import", str(path), "--supplier", uscc, "--as", "nj_supplier_staff")
     assert again.returncode == 0, (again.stdout, again.stderr)
     assert "created: 0  updated: 0  unchanged: 49  error rows: 1" in again.stdout
+    assert "products created: 0  matched: 49" in again.stdout
 
     refused = run("catalogue", "import", str(path), "--supplier", str(supplier), "--as", "nj_buyer")
     assert refused.returncode == 1

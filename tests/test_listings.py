@@ -393,3 +393,135 @@ async def test_audit_trail_reads_back_every_change(
     assert (
         await client.get(f"{url}/audit", headers=await token_for(pool, "zg_supplier_admin"))
     ).status_code == 404
+
+
+async def submitted_offers(
+    client: AsyncTestClient[Litestar], pool: Pool, count: int, prefix: str
+) -> list[int]:
+    """``count`` offers of the Neijiang supplier, each submitted for review."""
+    supplier = await token_for(pool, "nj_supplier_admin")
+    ids: list[int] = []
+    for i in range(count):
+        product = await make_product(client, supplier, f"{prefix} {i}")
+        created = await client.post(
+            "/api/v1/offers", json=offer_body(product, f"{prefix}-{i}"), headers=supplier
+        )
+        assert created.status_code == 201, created.text
+        offer_id = int(created.json()["id"])
+        submitted = await client.post(f"/api/v1/offers/{offer_id}/submit", headers=supplier)
+        assert submitted.status_code == 200, submitted.text
+        ids.append(offer_id)
+    return ids
+
+
+async def test_an_operator_reviews_many_offers_in_one_call(
+    client: AsyncTestClient[Litestar], pool: Pool
+) -> None:
+    """One call approves or rejects many submitted offers, each decided on its own: an offer in
+    another state is refused as wrong_state, one the operator may not see as not_found (the
+    same answer as for no offer at all); the reviewed ones get the single review's audit events
+    and outbox rows; a retry with the Idempotency-Key answers the first result."""
+    operator = await token_for(pool, "nj_operator")
+    first, second, third = await submitted_offers(client, pool, 3, "批审")
+    supplier = await token_for(pool, "nj_supplier_admin")
+    draft = (
+        await client.post(
+            "/api/v1/offers",
+            json=offer_body(await make_product(client, supplier, "批审 草稿"), "批审-草稿"),
+            headers=supplier,
+        )
+    ).json()["id"]
+    missing = 999_999_999
+    last_event = await pool.fetchval("select coalesce(max(id), 0) from audit_events")
+    last_outbox = await pool.fetchval("select coalesce(max(id), 0) from outbox")
+
+    # another region's operator sees none of them: each is not_found, like no offer at all
+    foreign = await client.post(
+        "/api/v1/offers/review",
+        json={"offer_ids": [first, missing], "decision": "approve"},
+        headers=await token_for(pool, "zg_operator"),
+    )
+    assert foreign.status_code == 200, foreign.text
+    hidden, absent = foreign.json()["results"]
+    assert (hidden["refusal"], absent["refusal"]) == ("not_found", "not_found")
+    assert hidden["message"].replace(str(first), "ID") == absent["message"].replace(
+        str(missing), "ID"
+    )
+
+    body = {"offer_ids": [first, second, draft, missing, first], "decision": "approve"}
+    key = {**operator, "Idempotency-Key": "review-batch-1"}
+    answer = await client.post("/api/v1/offers/review", json=body, headers=key)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert (result["decision"], result["reviewed"], result["refused"]) == ("approve", 2, 2)
+    assert [
+        (r["offer_id"], r["result"], r["status"], r["refusal"], r["current_state"])
+        for r in result["results"]
+    ] == [
+        (first, "reviewed", "listed", None, None),
+        (second, "reviewed", "listed", None, None),
+        (draft, "refused", None, "wrong_state", "draft"),
+        (missing, "refused", None, "not_found", None),
+    ]
+    for offer_id in (first, second):
+        offer = (await client.get(f"/api/v1/offers/{offer_id}", headers=operator)).json()
+        assert (offer["status"], offer["version"]) == ("listed", result["results"][0]["version"])
+        assert offer["listed_at"] is not None and offer["reviewed_at"] is not None
+    events = await pool.fetch(
+        "select action, entity_id, before->>'status' as before, after->>'status' as after "
+        "from audit_events where id > $1 and entity_type = 'offer' order by id",
+        last_event,
+    )
+    assert [tuple(e) for e in events] == [
+        ("offer.listed", str(first), "submitted", "listed"),
+        ("offer.listed", str(second), "submitted", "listed"),
+    ]
+    outbox = await pool.fetch(
+        "select aggregate_id, payload->>'status' as status from outbox "
+        "where id > $1 and topic = 'offer.changed' order by id",
+        last_outbox,
+    )
+    assert [tuple(r) for r in outbox] == [(str(first), "listed"), (str(second), "listed")]
+
+    # the same key and body: the first answer, nothing written again
+    replay = await client.post("/api/v1/offers/review", json=body, headers=key)
+    assert replay.status_code == 200
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json() == result
+    again = await client.post("/api/v1/offers/review", json=body, headers=operator)
+    assert [r["refusal"] for r in again.json()["results"]][:2] == ["wrong_state"] * 2
+    assert again.json()["results"][0]["current_state"] == "listed"
+    assert await pool.fetchval(
+        "select count(*) from audit_events where id > $1 and entity_type = 'offer'", last_event
+    ) == len(events)
+
+    # rejecting needs a reason, and stores it
+    no_reason = await client.post(
+        "/api/v1/offers/review", json={"offer_ids": [third], "decision": "reject"}, headers=operator
+    )
+    assert no_reason.status_code == 422, no_reason.text
+    assert [e["field"] for e in no_reason.json()["errors"]] == ["reason"]
+    rejected = await client.post(
+        "/api/v1/offers/review",
+        json={"offer_ids": [third], "decision": "reject", "reason": "参考价来源无效"},
+        headers=operator,
+    )
+    assert rejected.json()["results"][0]["status"] == "rejected"
+    offer = (await client.get(f"/api/v1/offers/{third}", headers=operator)).json()
+    assert (offer["status"], offer["status_reason"]) == ("rejected", "参考价来源无效")
+
+    # who may call, and how many ids
+    for username in ("nj_supplier_admin", "nj_auditor"):
+        refused = await client.post(
+            "/api/v1/offers/review",
+            json={"offer_ids": [third], "decision": "approve"},
+            headers=await token_for(pool, username),
+        )
+        assert refused.status_code == 403, (username, refused.text)
+    too_many = await client.post(
+        "/api/v1/offers/review",
+        json={"offer_ids": list(range(1, 1_002)), "decision": "approve"},
+        headers=operator,
+    )
+    assert too_many.status_code == 400
+    assert [e["field"] for e in too_many.json()["errors"]] == ["offer_ids"]

@@ -132,7 +132,10 @@ class CategoryController(Controller):
         responses=problem_responses(400, 404),
     )
     async def get_template(self, state: AppState, code: CategoryCodePath) -> TemplateRead:
-        """The specification fields offers in this category give; 404 when it has none."""
+        """The specification fields offers in this category give. A category without a template
+        (any existing category, leaf or not) answers 200 with an empty one: ``attributes`` is
+        ``[]``, ``version`` 0, ``updated_at`` and ``updated_by`` null. An unknown category code
+        is 404; a malformed one 400."""
         return await templates.get_template(state.pool, None, code)
 
     @put(

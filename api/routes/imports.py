@@ -30,7 +30,16 @@ from api.state import AppState
 from emall.db.pool import Connection, Pool
 from emall.errors import ValidationFailed
 from emall.imports import jobs
-from emall.imports.models import MAX_FILE_BYTES, MAX_ROWS, ImportFormat, ImportJobRead
+from emall.imports.models import (
+    DEFAULT_ROWS_PAGE,
+    MAX_FILE_BYTES,
+    MAX_ROWS,
+    MAX_ROWS_PAGE,
+    ImportFormat,
+    ImportJobRead,
+    ImportRowResult,
+    RowOutcome,
+)
 from emall.pagination import Page
 from emall.principals import Principal
 from emall.structs import NO_NUL
@@ -63,6 +72,19 @@ FilenameQuery = Annotated[
     str | None,
     QueryParameter(
         max_length=255, pattern=NO_NUL, description="the uploaded file's name, kept with the job"
+    ),
+]
+
+OutcomeQuery = Annotated[
+    RowOutcome | None,
+    QueryParameter(description="only the saved rows, or only the refused ones"),
+]
+RowsLimit = Annotated[
+    int,
+    QueryParameter(
+        ge=1,
+        le=MAX_ROWS_PAGE,
+        description=f"rows per page, 1-{MAX_ROWS_PAGE:,} (default {DEFAULT_ROWS_PAGE:,})",
     ),
 ]
 
@@ -140,9 +162,14 @@ class ImportController(Controller):
         or application/octet-stream). The answer is 202 with the queued job; the job runs after
         the response — poll getImportJob until its status is ``succeeded`` or ``failed``.
 
-        Rows are matched by ``supplier_sku``: new SKUs create draft offers (and missing
-        products), changed ones are updated, identical ones are left alone. Invalid rows are
-        reported with their row number and field and the valid rows are still saved. A file
+        Rows are matched by ``supplier_sku``: new SKUs create draft offers, changed ones are
+        updated, identical ones are left alone. A row's product is found by category, brand and
+        model (without case or white space) and ``matched``, or else ``created``; a matched
+        product is shared by every supplier and keeps its own name, specs, images and unit, and
+        the row's differing fields are reported as not applied. Invalid rows are reported with
+        their row number and field and the valid rows are still saved. The job counts created
+        and matched products; ``listImportJobRows`` gives every row's outcome with its product
+        and offer ids. A file
         that is not UTF-8 or breaks the limits is refused at once (400 naming ``file``; over
         50 MB: 413)."""
         media_type = require_media_type(request, UPLOAD_MEDIA_TYPES)
@@ -185,6 +212,43 @@ class ImportController(Controller):
         conn: NamedDependency[Connection],
     ) -> ImportJobRead:
         """Status (queued, running, succeeded, failed), ``processed_rows`` of ``total_rows``
-        while running, then the counts and the first 1,000 row errors. Visible to the
-        supplier and to the operators and auditors of its region."""
+        while running, then the counts (offers created, updated, unchanged; products created
+        and matched; rows refused) and the first 1,000 row errors. Every row's outcome is
+        ``listImportJobRows``. Visible to the supplier and to the operators and auditors of its
+        region."""
         return await jobs.get_job(conn, principal, job_id)
+
+    @get(
+        "/{job_id:int}/rows",
+        operation_id="listImportJobRows",
+        summary="What an import job did with each row: outcomes, product and offer ids",
+        responses=problem_responses(400, 401, 404),
+    )
+    async def list_import_job_rows(
+        self,
+        job_id: PathId,
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[Connection],
+        outcome: OutcomeQuery = None,
+        cursor: PageCursor = None,
+        limit: RowsLimit = DEFAULT_ROWS_PAGE,
+    ) -> Page[ImportRowResult]:
+        """Every row of a succeeded job's file, in row order (``row`` is the file's line number
+        for JSON Lines, the data row's for CSV), up to 5,000 a page:
+
+        - a saved row (``outcome: saved``) gives ``product`` (``created`` by this import, or
+          ``matched``: an existing product of the same category, brand and model) with
+          ``product_id``, and ``offer`` (``created``, ``updated`` or ``unchanged``) with
+          ``offer_id`` and ``offer_status`` after the import. For a matched product,
+          ``unapplied`` lists each field of the row that the product kept (``brand``,
+          ``model``, ``title``, ``specs``, ``image_urls``, ``unit``: its own value differs, and
+          an import does not change a product every supplier shares), with the reason. Empty
+          specs and no images in a row are not reported.
+        - a refused row (``outcome: refused``) has no ids and lists all of its ``errors``.
+
+        Importing the same file again reports every row with the ids it already had
+        (``matched``, ``unchanged``). A queued or running job has no rows yet, a failed one
+        none. Visible to whoever may see the job; 404 otherwise."""
+        return await jobs.list_rows(
+            conn, principal, job_id, outcome=outcome, cursor=cursor, limit=limit
+        )

@@ -11,6 +11,7 @@ from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 from litestar.params import FromQuery, HeaderParameter, JSONBody, PathParameter
 
 from api.deps import AUTH, DB
+from api.idempotent import IdempotencyKey, idempotent
 from api.params import (
     DEFAULT_LIMIT,
     CategoryFilter,
@@ -34,6 +35,8 @@ from emall.listings.models import (
     PricePoint,
     ProductCreate,
     ProductRead,
+    ReviewRequest,
+    ReviewResult,
 )
 from emall.listings.price_models import (
     FlagRead,
@@ -279,6 +282,46 @@ class OfferController(Controller):
         """The reviewing operator rejects, with a reason; the supplier may fix and resubmit."""
         return _with_etag(
             await workflow.reject(conn, principal, offer_id, data.reason, request_id=request_id)
+        )
+
+    @post(
+        "/review",
+        operation_id="reviewOffers",
+        summary="Approve or reject many submitted offers (operator)",
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 413, 422),
+    )
+    async def review(
+        self,
+        data: JSONBody[ReviewRequest],
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[Connection],
+        request_id: NamedDependency[str | None],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[ReviewResult]:
+        """The reviewing operator lists (``approve``) or rejects (``reject``, with a
+        ``reason``) up to 1,000 submitted offers in one transaction, with the same transitions,
+        audit events and outbox rows as approveOffer and rejectOffer. Each offer is decided on
+        its own; ``results`` has one entry per distinct id, in the order given:
+
+        - ``reviewed``: the offer is now ``listed`` or ``rejected``, at ``version``;
+        - ``refused``: ``not_found`` (no such offer, or one this operator may not see: the two
+          are not told apart), ``wrong_state`` (not submitted; ``current_state`` says what it
+          is, e.g. already ``listed`` by an earlier call) or ``forbidden`` (visible but not
+          this operator's to review).
+
+        403 when the caller reviews no offers at all (not an operator); 422 naming ``reason``
+        when rejecting without one or approving with one. With ``Idempotency-Key`` a retry with
+        the same key and body returns the first answer (``Idempotent-Replayed: true``); without
+        it a retry reports the offers already decided as ``wrong_state``."""
+        return await idempotent(
+            conn,
+            principal,
+            idempotency_key,
+            "offers.review",
+            data,
+            lambda: workflow.review(conn, principal, data, request_id=request_id),
+            ReviewResult,
         )
 
     @post(

@@ -89,9 +89,9 @@ async def record(
     """Write ``events`` and ``messages`` in one statement, inside the caller's transaction."""
     if not events and not messages:
         return
-    await conn.execute(
-        _RECORD, msgspec.to_builtins(list(events)), msgspec.to_builtins(list(messages))
-    )
+    # The connection's json codec encodes the Structs as they are (msgspec), so that a
+    # ``msgspec.Raw`` before, after or payload (JSON a statement already built) passes through.
+    await conn.execute(_RECORD, list(events), list(messages))
 
 
 async def record_event(

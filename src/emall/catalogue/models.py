@@ -79,9 +79,12 @@ class TemplateWrite(Struct):
 
 
 class TemplateRead(Struct):
+    """A category's template. A category without one has an empty template: no attributes,
+    ``version`` 0 and no ``updated_at`` or ``updated_by``."""
+
     category_code: str
     category_name: str
     attributes: list[AttributeSpec]
     version: int
-    updated_at: datetime
+    updated_at: datetime | None
     updated_by: int | None

@@ -2,7 +2,8 @@
 
 Operators (交易中心) maintain one template per leaf category. ``check_specs`` is the pure rule
 that products and offers use to check their ``specs`` against a template; ``load_template``
-gives the template of a category (an empty list when it has none).
+gives the template of a category (an empty list when it has none), and ``get_template``
+answers an empty template for a category without one.
 """
 
 from __future__ import annotations
@@ -236,12 +237,22 @@ async def load_template(conn: Connection | Pool, code: str) -> list[AttributeSpe
 async def get_template(
     conn: Connection | Pool, principal: Principal | None, code: str
 ) -> TemplateRead:
-    """A category's template; NotFound when the category has none (or does not exist)."""
+    """A category's template; an empty one (no attributes, version 0) when the category has
+    none; NotFound for an unknown category."""
     if principal is not None:
         authorize(principal, "category.read")
-    row = await conn.fetchrow(f"{_SELECT} where t.category_code = $1", code)
+    row = await conn.fetchrow(
+        """
+        select c.code as category_code, c.name as category_name,
+               coalesce(t.attributes, '[]'::jsonb) as attributes, coalesce(t.version, 0) as version,
+               t.updated_at, t.updated_by
+        from categories c left join attribute_templates t on t.category_code = c.code
+        where c.code = $1
+        """,
+        code,
+    )
     if row is None:
-        raise NotFound("参数模板", code)
+        raise NotFound("品目", code)
     return _read(row)
 
 

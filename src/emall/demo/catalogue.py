@@ -117,7 +117,8 @@ async def seed_demo_catalogue(pool: Pool, size: int = DEMO_CATALOGUE_SIZE) -> in
             await conn.execute(
                 """
                 update import_jobs set status = 'succeeded', finished_at = now(), created_rows = $2,
-                       updated_rows = $3, unchanged_rows = $4, error_rows = $5
+                       updated_rows = $3, unchanged_rows = $4, error_rows = $5,
+                       created_products = $6, matched_products = $7
                 where id = $1
                 """,
                 job_id,
@@ -125,6 +126,8 @@ async def seed_demo_catalogue(pool: Pool, size: int = DEMO_CATALOGUE_SIZE) -> in
                 result.updated,
                 result.unchanged,
                 len(result.errors),
+                result.created_products,
+                result.matched_products,
             )
         drafts = await conn.fetch(_LIST_DRAFTS, supplier_ids)
         listed += len(drafts)

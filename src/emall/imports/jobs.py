@@ -2,7 +2,8 @@
 
 ``create_job`` checks the file as a whole (format, UTF-8, size, header, row limit) and records
 a ``queued`` job; ``run_job`` then checks every row, saves the valid ones in one transaction
-and records the counts and the first 1,000 row errors. Rows are checked in a worker thread
+and records the counts, the first 1,000 row errors and what it did with every row
+(``list_rows``: the product matched or created, the offer and both ids, or the row's errors). Rows are checked in a worker thread
 while the batches already checked are saved (``emall.imports.pipeline``). The job's
 ``processed_rows`` is written every 1,000 rows checked, on another connection of the pool and
 outside the transaction, so that a status poll sees progress: a job needs a pool of at least two
@@ -26,16 +27,21 @@ from emall.audit import record_event
 from emall.db.pool import Connection, Pool
 from emall.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from emall.imports.models import (
+    DEFAULT_ROWS_PAGE,
     MAX_FILENAME_LENGTH,
+    MAX_ROWS_PAGE,
     MAX_STORED_ERRORS,
     ImportJobRead,
+    ImportRowResult,
     RowError,
+    RowOutcome,
 )
+from emall.imports.outcomes import unapplied_fields
 from emall.imports.parse import count_rows, parse_rows
 from emall.imports.pipeline import check_and_save
 from emall.imports.save import FileSaver
 from emall.imports.validate import FileChecker, load_reference
-from emall.pagination import Page, page_args, page_of
+from emall.pagination import Page, decode_cursor, page_args, page_of
 from emall.policy import Resource, authorize
 from emall.principals import OrganisationKind, Principal, Role
 
@@ -45,7 +51,7 @@ Progress = Callable[[int, int], None]
 
 _COLUMNS = """j.id, j.supplier_id, j.status, j.format, j.filename, j.sha256, j.total_rows,
               j.processed_rows, j.created_rows, j.updated_rows, j.unchanged_rows, j.error_rows,
-              j.errors, j.failure, j.created_at, j.started_at, j.finished_at"""
+              j.created_products, j.matched_products, j.errors, j.failure, j.created_at, j.started_at, j.finished_at"""
 
 
 def _read(row: asyncpg.Record) -> ImportJobRead:
@@ -262,11 +268,13 @@ async def _run(
             result = saver.result
             all_errors = sorted(errors + result.errors, key=lambda e: e.row)
             error_rows = len({e.row for e in all_errors})
+            storable = [_storable(e) for e in all_errors]
             await conn.execute(
                 """
                 update import_jobs set status = 'succeeded', processed_rows = $2,
                     created_rows = $3, updated_rows = $4, unchanged_rows = $5, error_rows = $6,
-                    errors = $7, finished_at = now()
+                    errors = $7, created_products = $8, matched_products = $9,
+                    finished_at = now()
                 where id = $1
                 """,
                 job_id,
@@ -275,8 +283,12 @@ async def _run(
                 result.updated,
                 result.unchanged,
                 error_rows,
-                msgspec.to_builtins([_storable(e) for e in all_errors[:MAX_STORED_ERRORS]]),
+                msgspec.to_builtins(storable[:MAX_STORED_ERRORS]),
+                result.created_products,
+                result.matched_products,
             )
+            if storable:
+                await conn.execute(_RECORD_REFUSED, job_id, msgspec.to_builtins(storable))
             await record_event(
                 conn,
                 actor=actor,
@@ -292,8 +304,19 @@ async def _run(
                     "unchanged_rows": result.unchanged,
                     "error_rows": error_rows,
                     "resubmitted_offers": result.resubmitted,
+                    "created_products": result.created_products,
+                    "matched_products": result.matched_products,
                 },
             )
+
+
+# Every refused row with all of its errors ($2: the errors, in row order), one statement.
+_RECORD_REFUSED = """
+insert into import_job_rows (job_id, row_no, errors)
+select $1, (e.doc ->> 'row')::integer, jsonb_agg(e.doc order by e.n)
+from jsonb_array_elements($2::jsonb) with ordinality as e(doc, n)
+group by (e.doc ->> 'row')::integer
+"""
 
 
 def _storable(error: RowError) -> RowError:
@@ -332,3 +355,59 @@ async def _fail(pool: Pool, job_id: int, actor: Principal | None, failure: str) 
             )
     except Exception:  # the database itself is gone: the log is all that is left
         log.exception("could not record the failure of import job %s", job_id)
+
+
+async def list_rows(
+    conn: Connection | Pool,
+    principal: Principal,
+    job_id: int,
+    *,
+    outcome: RowOutcome | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_ROWS_PAGE,
+) -> Page[ImportRowResult]:
+    """What a finished job did with each row of its file, in row order: the product matched or
+    created and the offer created, updated or unchanged, with their ids, the fields a matched
+    product kept, or a refused row's errors. ``outcome`` keeps the saved or the refused rows.
+    Visible to whoever may see the job; a job still queued or running has no rows yet, and a
+    failed one none at all."""
+    if not 1 <= limit <= MAX_ROWS_PAGE:
+        raise ValidationFailed.single(
+            "limit", f"每页条数须在 1-{MAX_ROWS_PAGE} 之间 (limit must be 1-{MAX_ROWS_PAGE})"
+        )
+    after = decode_cursor(cursor, int)
+    await get_job(conn, principal, job_id)
+    rows = await conn.fetch(
+        """
+        select row_no, product, product_id, offer, offer_id, offer_status, unapplied, errors
+        from import_job_rows
+        where job_id = $1 and ($2::bigint is null or row_no > $2)
+          and ($3::text is null or (product is not null) = ($3 = 'saved'))
+        order by row_no
+        limit $4
+        """,
+        job_id,
+        after[0] if after else None,
+        outcome,
+        limit + 1,
+    )
+    return page_of([_row_result(r) for r in rows], limit, lambda r: (r.row,))
+
+
+def _row_result(row: asyncpg.Record) -> ImportRowResult:
+    if row["product"] is None:
+        return ImportRowResult(
+            row=row["row_no"],
+            outcome="refused",
+            errors=msgspec.convert(row["errors"], list[RowError]),
+        )
+    return ImportRowResult(
+        row=row["row_no"],
+        outcome="saved",
+        product=row["product"],
+        product_id=row["product_id"],
+        offer=row["offer"],
+        offer_id=row["offer_id"],
+        offer_status=row["offer_status"],
+        unapplied=unapplied_fields(row["unapplied"]),
+    )

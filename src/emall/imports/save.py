@@ -19,7 +19,11 @@ step has to write generated ids back into the temporary table:
 4. a listed offer whose price rises more than its region's rule above its lowest price in the
    window goes back to review (``submitted``); every updated offer that was listed gets an
    ``offer.changed`` outbox row, so that buyers see the change;
-5. an audit event per created product and per created or updated offer (``offer.imported``).
+5. an audit event per created product and per created or updated offer (``offer.imported``),
+   and the outbox rows of step 4, written by ``emall.audit.record`` in one statement;
+6. what was done with each row (``import_job_rows``): the product matched or created, with the
+   fields of the row a matched product kept (``unapplied``), and the offer created, updated or
+   unchanged, with both ids.
 
 Rows, events and outbox rows are written in row order within a batch, batch after batch (so the
 ``product.created`` events of a batch follow the ``offer.imported`` events of the one before).
@@ -40,6 +44,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from emall.audit import AuditEvent, OutboxMessage, record
 from emall.db.pool import Connection
 from emall.imports.models import RowError
 from emall.listings.models import OfferRow
@@ -102,6 +107,8 @@ create temp table import_rows (
     -- a new id, or the existing product's
     product_id           bigint not null default nextval({product_sequence}::oid::regclass),
     product_new          boolean not null default true,
+    -- the fields of the row that a matched product kept (its own values differ)
+    unapplied            text[] not null default '{{}}',
     -- a new id, or the existing offer's
     offer_id             bigint not null default nextval({offer_sequence}::oid::regclass),
     action               text not null default 'created',  -- or updated, unchanged
@@ -151,13 +158,28 @@ _DELIVERY_JSON = """jsonb_agg(jsonb_build_object('region_code', d.region_code,
                                           'delivery_days', d.delivery_days)
                        order by d.region_code)"""
 
-# Rows whose product exists take its id; the others keep the new id they came with.
-_EXISTING_PRODUCTS = """
-update import_rows t set product_id = p.id, product_new = false
+# The shared fields of a row that an existing product ``p`` keeps: a supplier's import does not
+# rewrite a product other suppliers offer too. Brand and model matched without case or white
+# space, so a spelling that differs only so is not applied either; empty specs and no images
+# mean the row gives none. (emall.imports.outcomes explains each field to the supplier.)
+_UNAPPLIED = """array_remove(array[
+    case when btrim(p.brand) <> t.brand then 'brand' end,
+    case when btrim(p.model) <> t.model then 'model' end,
+    case when btrim(p.title) <> t.title then 'title' end,
+    case when t.specs <> '{}' and p.specs <> t.specs::jsonb then 'specs' end,
+    case when cardinality(t.image_urls) > 0 and p.image_urls <> t.image_urls then 'image_urls' end,
+    case when p.unit <> t.unit then 'unit' end
+]::text[], null)"""
+
+# Rows whose product exists take its id (and note what of theirs it keeps); the others keep the
+# new id they came with.
+_EXISTING_PRODUCTS = f"""
+update import_rows t set product_id = p.id, product_new = false, unapplied = {_UNAPPLIED}
 from products p
 where p.category_code = t.category_code and p.brand_key = t.brand_key and p.model_key = t.model_key
 """
 
+# The products created, in row order, as their ``product.created`` events show them.
 _CREATE_PRODUCTS = """
 with created as (
     insert into products (id, category_code, brand, model, title, specs, image_urls, unit,
@@ -169,24 +191,20 @@ with created as (
     order by row_no
     on conflict (category_code, brand_key, model_key) do nothing
     returning id, category_code, brand, model, title, specs, image_urls, unit
-), events as (
-    insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type,
-                              entity_id, after, request_id)
-    select $2, $1, 'product.created', 'product', c.id::text,
-           jsonb_build_object('id', c.id, 'category_code', c.category_code, 'brand', c.brand,
-                              'model', c.model, 'title', c.title, 'specs', c.specs,
-                              'image_urls', to_jsonb(c.image_urls), 'unit', c.unit,
-                              'import_job_id', $3::bigint),
-           $4
-    from created c
 )
-select (select count(*) from created) = (select count(*) from import_rows where product_new)
+select c.id::text as entity_id,
+       jsonb_build_object('id', c.id, 'category_code', c.category_code, 'brand', c.brand,
+                          'model', c.model, 'title', c.title, 'specs', c.specs,
+                          'image_urls', to_jsonb(c.image_urls), 'unit', c.unit,
+                          'import_job_id', $2::bigint)::text as after
+from created c join import_rows t on t.product_id = c.id
+order by t.row_no
 """
 
 # A product row that did not insert (another row of the file, or a concurrent import, created
-# the same product first) takes the id of the product that did.
-_REMAP_PRODUCTS = """
-update import_rows t set product_id = p.id, product_new = false
+# the same product first) takes the id of the product that did, and is matched to it.
+_REMAP_PRODUCTS = f"""
+update import_rows t set product_id = p.id, product_new = false, unapplied = {_UNAPPLIED}
 from products p
 where t.product_new and p.id <> t.product_id
   and p.category_code = t.category_code and p.brand_key = t.brand_key and p.model_key = t.model_key
@@ -360,11 +378,11 @@ where action = 'created'
 order by row_no
 """
 
+# The updated offers that were listed, for their ``offer.changed`` outbox rows.
 _OUTBOX = """
-insert into outbox (topic, aggregate_type, aggregate_id, payload)
-select 'offer.changed', 'offer', offer_id::text,
+select offer_id::text as aggregate_id,
        jsonb_build_object('status', new_status, 'fields', to_jsonb(changed),
-                          'import_job_id', $1::bigint)
+                          'import_job_id', $1::bigint)::text as payload
 from import_rows
 where action = 'updated' and old_status = 'listed'
 order by row_no
@@ -373,14 +391,12 @@ order by row_no
 # After the import an offer delivers where its row says (an unchanged delivery is the same set),
 # so the events take the delivery from the file rather than reading it back offer by offer.
 _AUDIT_OFFERS = f"""
-insert into audit_events (actor_user_id, actor_organisation_id, action, entity_type, entity_id,
-                          region_code, before, after, request_id)
-select $1, $2, 'offer.imported', 'offer', o.id::text, coalesce(o.review_region_code, $3),
-       t.before,
-       {_offer_json("coalesce(f.delivery, '[]'::jsonb)")}
-           || jsonb_build_object('import_job_id', $4::bigint, 'row', t.row_no,
-                                 'result', t.action, 'changed', to_jsonb(t.changed)),
-       $5
+select o.id::text as entity_id, coalesce(o.review_region_code, $1) as region_code,
+       t.before::text as before,
+       ({_offer_json("coalesce(f.delivery, '[]'::jsonb)")}
+           || jsonb_build_object('import_job_id', $2::bigint, 'row', t.row_no,
+                                 'result', t.action, 'changed', to_jsonb(t.changed)))::text
+           as after
 from import_rows t
 join offers o on o.id = t.offer_id
 left join (select d.row_no, {_DELIVERY_JSON} as delivery from import_delivery d group by d.row_no)
@@ -389,8 +405,19 @@ where t.action in ('created', 'updated')
 order by t.row_no
 """
 
+# What the batch did with each of its rows, for the job's result (emall.imports.outcomes).
+_RECORD_ROWS = """
+insert into import_job_rows (job_id, row_no, product, product_id, offer, offer_id, offer_status,
+                             unapplied)
+select $1, row_no, case when product_new then 'created' else 'matched' end, product_id, action,
+       offer_id, new_status, unapplied
+from import_rows
+"""
+
 _COUNTS = """
 select count(*) filter (where action = 'created') as created,
+       count(*) filter (where product_new) as created_products,
+       count(*) filter (where not product_new) as matched_products,
        count(*) filter (where action = 'updated') as updated,
        count(*) filter (where action = 'unchanged') as unchanged,
        count(*) filter (where action = 'updated' and old_status = 'listed'
@@ -405,6 +432,8 @@ class SaveResult:
     updated: int = 0
     unchanged: int = 0
     resubmitted: int = 0  # listed offers sent back to review by a price rise
+    created_products: int = 0  # saved rows whose product the import created
+    matched_products: int = 0  # saved rows whose product existed
     errors: list[RowError] = field(default_factory=list)  # rows that could not be saved
 
 
@@ -502,12 +531,23 @@ class FileSaver:
             await conn.execute("analyze import_rows")
         self._batches += 1
 
-        await conn.execute(_EXISTING_PRODUCTS)
-        created_all = await conn.fetchval(
-            _CREATE_PRODUCTS, supplier_id, self.actor.user_id, self.job_id, self.request_id
-        )
-        if not created_all:
+        existing = _count(await conn.execute(_EXISTING_PRODUCTS))
+        created = await conn.fetch(_CREATE_PRODUCTS, supplier_id, self.job_id)
+        if len(created) < len(batch.rows) - existing:
             await conn.execute(_REMAP_PRODUCTS)
+        # the events' JSON as the statements built it (msgspec.Raw): Python only passes it on
+        events = [
+            AuditEvent(
+                action="product.created",
+                entity_type="product",
+                entity_id=r["entity_id"],
+                actor_user_id=self.actor.user_id,
+                actor_organisation_id=supplier_id,
+                after=msgspec.Raw(r["after"]),
+                request_id=self.request_id,
+            )
+            for r in created
+        ]
         # the offers that the batch names; with none (all new SKUs) no row can update an offer,
         # and the steps for updates are left out
         matched = await conn.fetchval(_LOCK_OFFERS, supplier_id)
@@ -525,16 +565,31 @@ class FileSaver:
             await conn.execute(_CLEAR_DELIVERY)
         await conn.execute(_INSERT_DELIVERY)
         await conn.execute(_PRICE_HISTORY, self.actor.user_id)
-        if matched:
-            await conn.execute(_OUTBOX, self.job_id)
-        await conn.execute(
-            _AUDIT_OFFERS,
-            self.actor.user_id,
-            supplier_id,
-            self.actor.region_code,
-            self.job_id,
-            self.request_id,
+        messages = [
+            OutboxMessage(
+                topic="offer.changed",
+                aggregate_type="offer",
+                aggregate_id=r["aggregate_id"],
+                payload=msgspec.Raw(r["payload"]),
+            )
+            for r in (await conn.fetch(_OUTBOX, self.job_id) if matched else [])
+        ]
+        events.extend(
+            AuditEvent(
+                action="offer.imported",
+                entity_type="offer",
+                entity_id=r["entity_id"],
+                actor_user_id=self.actor.user_id,
+                actor_organisation_id=supplier_id,
+                region_code=r["region_code"],
+                before=None if r["before"] is None else msgspec.Raw(r["before"]),
+                after=msgspec.Raw(r["after"]),
+                request_id=self.request_id,
+            )
+            for r in await conn.fetch(_AUDIT_OFFERS, self.actor.region_code, self.job_id)
         )
+        await record(conn, events, messages)
+        await conn.execute(_RECORD_ROWS, self.job_id)
         if matched:
             self._moved += _count(await conn.execute(_REMEMBER_MOVED))
         counts = await conn.fetchrow(_COUNTS)
@@ -544,6 +599,8 @@ class FileSaver:
         result.updated += counts["updated"]
         result.unchanged += counts["unchanged"]
         result.resubmitted += counts["resubmitted"]
+        result.created_products += counts["created_products"]
+        result.matched_products += counts["matched_products"]
         result.errors.extend(errors)
 
     async def _start(self) -> None:

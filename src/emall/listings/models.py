@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from emall.structs import NO_NUL, ONE_LINE, URL, CategoryCode, Id, RegionCode, Struct
+from emall.structs import NO_NUL, ONE_LINE, URL, CategoryCode, Id, ReasonText, RegionCode, Struct
 
 PolicyTag = Literal[
     "sme", "energy_saving", "environmental_label", "poverty_alleviation", "innovation"
@@ -160,3 +160,46 @@ class AuditEntry(Struct):
     before: Any
     after: Any
     request_id: str | None
+
+
+MAX_REVIEW_IDS = 1_000
+ReviewDecision = Literal["approve", "reject"]
+ReviewRefusal = Literal["not_found", "wrong_state", "forbidden"]
+
+
+class ReviewRequest(Struct):
+    """An operator's decision on many submitted offers at once: approve (list) or reject them,
+    rejecting with a reason. Each id is reviewed once, however often it is given."""
+
+    offer_ids: Annotated[
+        list[Id],
+        msgspec.Meta(
+            min_length=1,
+            max_length=MAX_REVIEW_IDS,
+            description=f"the offers to review, 1-{MAX_REVIEW_IDS:,} ids",
+        ),
+    ]
+    decision: ReviewDecision
+    reason: ReasonText | None = None  # required to reject; refused with approve
+
+
+class ReviewOutcome(Struct):
+    """What became of one offer: ``reviewed`` (now ``status``, at ``version``), or ``refused``
+    with why: ``not_found`` (no such offer, or one the operator may not see), ``wrong_state``
+    (not submitted: ``current_state`` says what it is) or ``forbidden`` (visible, but the
+    operator may not review it)."""
+
+    offer_id: int
+    result: Literal["reviewed", "refused"]
+    status: OfferStatus | None = None
+    version: int | None = None
+    refusal: ReviewRefusal | None = None
+    current_state: OfferStatus | None = None
+    message: str | None = None
+
+
+class ReviewResult(Struct):
+    decision: ReviewDecision
+    reviewed: int
+    refused: int
+    results: list[ReviewOutcome]

@@ -10,6 +10,7 @@ Updates carry the offer's ETag in If-Match; a stale one answers ``PreconditionFa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -103,25 +104,40 @@ async def load_offer(
     conn: Connection | Pool, principal: Principal, offer_id: int, *, lock: bool = False
 ) -> tuple[OfferRead, Resource]:
     """The offer and its policy resource; NotFound when the principal may not see it."""
-    row = await conn.fetchrow(
+    found = await load_offers(conn, principal, [offer_id], lock=lock)
+    if offer_id not in found:
+        raise NotFound("报价", offer_id)
+    return found[offer_id]
+
+
+async def load_offers(
+    conn: Connection | Pool, principal: Principal, offer_ids: Sequence[int], *, lock: bool = False
+) -> dict[int, tuple[OfferRead, Resource]]:
+    """The offers that exist among ``offer_ids``, each with its policy resource (the caller
+    authorises each), in one query; ``lock`` takes their row locks in id order."""
+    rows = await conn.fetch(
         f"""
         select {_COLUMNS}, {BUYER_VISIBLE_SQL.format(r="$2")} as buyer_visible
-        {_FROM} where o.id = $1
+        {_FROM} where o.id = any($1::bigint[])
+        order by o.id
         """
         + (" for update of o" if lock else ""),
-        offer_id,
+        list(offer_ids),
         principal.region_code,
     )
-    if row is None:
-        raise NotFound("报价", offer_id)
-    resource = Resource(
-        "offer",
-        offer_id,
-        organisation_id=row["supplier_id"],
-        region_chain=tuple(row["chain"]),
-        public=bool(row["buyer_visible"]),
-    )
-    return offer_from(row), resource
+    return {
+        row["offer_id"]: (
+            offer_from(row),
+            Resource(
+                "offer",
+                row["offer_id"],
+                organisation_id=row["supplier_id"],
+                region_chain=tuple(row["chain"]),
+                public=bool(row["buyer_visible"]),
+            ),
+        )
+        for row in rows
+    }
 
 
 async def get_offer(conn: Connection | Pool, principal: Principal, offer_id: int) -> OfferRead:
